@@ -1,0 +1,67 @@
+// Package vaultstore keeps an application's secrets (API keys, credentials,
+// personal data) encrypted at rest in the application's own SQL database.
+//
+// The application stores a value with a password and gets back an opaque
+// token ("tk_…"); later it reads, updates, renews, expires, soft-deletes or
+// deletes the value by its token, or re-encrypts every value of one password
+// under another. Values are encrypted with AES-GCM under a key derived from
+// the password with Argon2id; the database holds only ciphertext.
+//
+//	store, err := vaultstore.NewStore(vaultstore.NewStoreOptions{
+//		VaultTableName:     "vault",
+//		VaultMetaTableName: "vault_meta",
+//		DB:                 db, // an open *sql.DB
+//		AutomigrateEnabled: true,
+//	})
+//	token, err := store.TokenCreate(ctx, "sk_live_…", password, 24)
+//	value, err := store.TokenRead(ctx, token, password)
+//
+// The package is a drop-in replacement for the original VaultStore API: an
+// application written against it compiles unchanged and reads the databases
+// it wrote.
+//
+// # Databases
+//
+// SQLite (through the pure-Go github.com/glebarez/sqlite, so builds need no
+// cgo), PostgreSQL (github.com/jackc/pgx/v5/stdlib) and MySQL or MariaDB
+// (github.com/go-sql-driver/mysql). The caller opens the *sql.DB and owns
+// it. AutoMigrate creates the two tables with column types suited to each
+// database, and upgrades tables written by older releases in place.
+//
+// # Security model
+//
+// The database, its backups and anyone who can read them see ciphertext,
+// tokens, timestamps and row counts, never a value or a password. Each value
+// is sealed with AES-GCM, so a changed byte fails to open
+// (ErrDecryptionFailed) rather than yielding a different value. Passwords
+// are never stored (unless password identities are enabled, which keeps an
+// Argon2id hash); they, derived keys and plaintexts never appear in errors,
+// in the String form of records or in the debug log, which shows statements
+// with placeholders and never their bound values.
+//
+// What it does not protect against: a process that holds the password, and
+// the metadata named above.
+//
+// # Errors
+//
+// Every failure a caller can act on matches a sentinel with errors.Is:
+// ErrRecordNotFound, ErrTokenAlreadyExists, ErrInvalidPassword,
+// ErrDecryptionFailed, ErrValidationFailed, ErrTokenExpired and
+// ErrPasswordInvalid. Bad input is rejected before any SQL runs; no input
+// and no database content makes the package panic.
+//
+// # Concurrency
+//
+// A Store is safe for concurrent use by multiple goroutines, and several
+// processes may share one database. Single-row changes are single
+// statements; creation of a token is decided by the database's unique index,
+// so concurrent creators of one custom token see exactly one success. The
+// package starts no goroutine and prints nothing unless debugging is
+// enabled.
+//
+// # Compatibility
+//
+// Values written by the original VaultStore in its v1 and v2 formats are
+// read as they are. A v2 value records no parameters, so it opens only with
+// the CryptoConfig that wrote it.
+package vaultstore

@@ -1,0 +1,388 @@
+// Stored value formats.
+//
+// A stored value names its format in a "vN:" prefix; a value with no such
+// prefix is v1, which the original VaultStore wrote before it had prefixes.
+// Base64 below is always the URL alphabet with padding (RFC 4648 section 5),
+// decoded strictly: no line breaks, no non-zero trailing bits.
+//
+// v2, written and read:
+//
+//	"v2:" base64( salt | nonce | ciphertext | tag )
+//	              16     12      len(value)   16     bytes, from CryptoConfig
+//
+//	key    = Argon2id(password, salt, Iterations, Memory KiB, Parallelism, KeyLength)
+//	sealed = AES-GCM-Seal(key, nonce, value), no associated data
+//
+// Argon2id is RFC 9106; the default parameters are discussed next to
+// DefaultCryptoConfig. AES-GCM is NIST SP 800-38D with the 96-bit nonce of
+// section 8.2.2 (random) and the full 128-bit tag (section 5.2.1.2). Nothing
+// in the value records the Argon2 parameters, so a v2 value opens only with
+// the CryptoConfig that wrote it.
+//
+// v1, read only (legacy; XOR with a password-derived pad, no integrity):
+//
+//	stored = ["v1:"] base64( middle XOR v1Key(password) )  pad repeats every 200 bytes
+//	middle = base64( inner )
+//	inner  = decimal(N) "_" base64(value) random-padding
+//	                        \__ N chars __/
+//
+// The original writer pads inner with random alphanumerics to a power of two
+// of at least 128 bytes; the reader needs only N.
+
+package vaultstore
+
+import (
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/md5"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"strings"
+
+	"golang.org/x/crypto/argon2"
+)
+
+// maxStoredValueLen bounds what is decoded at all, so that a crafted row
+// cannot make a read allocate without limit. v1 is the larger format: a
+// MaxValueSize value grows by 4/3 (base64), up to 2x (padding to a power of
+// two) and 4/3 twice more (two base64 layers), about 3.6x in all. v2 adds
+// only a third.
+const maxStoredValueLen = 4 * MaxValueSize
+
+// formatV3 is reserved for the next format; until it is implemented its
+// values are refused rather than mistaken for v1.
+const formatV3 = "v3"
+
+// v1KeyLen is the length of the hex pad v1Key produces.
+const v1KeyLen = 40 + 64 + 64 + 32
+
+// b64 is the only base64 variant either format ever wrote. Strict makes the
+// encoding of a byte string unique, so a value cannot be altered in its
+// encoding without that showing.
+var b64 = base64.URLEncoding.Strict()
+
+// argon2Params are the inputs of one Argon2id derivation.
+type argon2Params struct {
+	Iterations  uint32
+	MemoryKiB   uint32
+	Parallelism uint8
+	KeyLength   uint32
+}
+
+// paramsFromConfig expects a configuration that validateCryptoConfig
+// accepted; its ranges make every conversion here lossless.
+func paramsFromConfig(c *CryptoConfig) argon2Params {
+	return argon2Params{
+		Iterations:  uint32(c.Iterations),
+		MemoryKiB:   uint32(c.Memory),
+		Parallelism: uint8(c.Parallelism),
+		KeyLength:   uint32(c.KeyLength),
+	}
+}
+
+// deriveArgon2id panics, as argon2.IDKey does, on zero iterations or
+// parallelism; callers pass parameters from a validated configuration.
+func deriveArgon2id(password string, salt []byte, p argon2Params) []byte {
+	return argon2.IDKey([]byte(password), salt, p.Iterations, p.MemoryKiB, p.Parallelism, p.KeyLength)
+}
+
+// checkV2Config refuses a configuration that would make Argon2 or GCM panic
+// or produce values no other reader understands.
+func checkV2Config(cfg *CryptoConfig) error {
+	if cfg == nil {
+		return validationErrorf("no CryptoConfig")
+	}
+	return validateCryptoConfig(cfg)
+}
+
+// newGCM builds AES-GCM with the standard 12-byte nonce and 16-byte tag,
+// the only sizes the v2 format uses.
+func newGCM(key []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, validationErrorf("AES key is %d bytes, not 16, 24 or 32", len(key))
+	}
+	gcm, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, validationErrorf("AES-GCM is unavailable")
+	}
+	return gcm, nil
+}
+
+// encryptV2 takes salt and nonce from random so that tests can make values
+// reproducible; production passes crypto/rand.Reader. A fresh random salt
+// gives every value its own key, which is what makes random 96-bit nonces
+// safe (SP 800-38D section 8.3 limits invocations per key).
+func encryptV2(plaintext, password string, cfg *CryptoConfig, random io.Reader) (string, error) {
+	if err := checkV2Config(cfg); err != nil {
+		return "", err
+	}
+	// Larger values would encode to more than maxStoredValueLen and could
+	// never be read back.
+	if len(plaintext) > MaxValueSize {
+		return "", validationErrorf("value is %d bytes, more than the %d allowed", len(plaintext), MaxValueSize)
+	}
+	if random == nil {
+		return "", validationErrorf("no source of randomness")
+	}
+	head := cfg.SaltSize + cfg.NonceSize
+	buf := make([]byte, head, head+len(plaintext)+cfg.TagSize)
+	if _, err := io.ReadFull(random, buf); err != nil {
+		return "", fmt.Errorf("vaultstore: cannot read random salt and nonce: %w", err)
+	}
+	salt, nonce := buf[:cfg.SaltSize], buf[cfg.SaltSize:head]
+
+	key := deriveArgon2id(password, salt, paramsFromConfig(cfg))
+	defer clear(key)
+	gcm, err := newGCM(key)
+	if err != nil {
+		return "", err
+	}
+	// Seal appends within buf's capacity, after the nonce it reads from.
+	out := gcm.Seal(buf, nonce, []byte(plaintext), nil)
+	return ENCRYPTION_PREFIX_V2 + b64.EncodeToString(out), nil
+}
+
+// v2Value is a parsed v2 value. Its slices do not share memory with each
+// other's spare capacity, so a caller appending to one cannot damage another.
+type v2Value struct{ salt, nonce, sealed []byte } // sealed = ciphertext‖tag
+
+// parseV2 separates a v2 value into its parts without deriving a key, so
+// that malformed values are refused before the expensive step.
+func parseV2(stored string, cfg *CryptoConfig) (v2Value, error) {
+	if err := checkV2Config(cfg); err != nil {
+		return v2Value{}, err
+	}
+	if len(stored) > maxStoredValueLen {
+		return v2Value{}, decryptionErrorf("stored value is %d bytes, more than the %d allowed", len(stored), maxStoredValueLen)
+	}
+	body, ok := strings.CutPrefix(stored, ENCRYPTION_PREFIX_V2)
+	if !ok {
+		return v2Value{}, decryptionErrorf("value is not in the v2 format")
+	}
+	raw, err := decodeBase64(body)
+	if err != nil {
+		return v2Value{}, decryptionErrorf("v2 value is not valid base64url: %v", err)
+	}
+	s, n := cfg.SaltSize, cfg.NonceSize
+	if len(raw) < s+n+cfg.TagSize {
+		return v2Value{}, decryptionErrorf("v2 value is %d bytes, shorter than salt, nonce and tag", len(raw))
+	}
+	return v2Value{salt: raw[:s:s], nonce: raw[s : s+n : s+n], sealed: raw[s+n:]}, nil
+}
+
+// open authenticates and decrypts. GCM cannot tell a wrong key from a
+// changed byte, and the key comes from the password, so both are
+// errOpenFailed.
+func (v v2Value) open(key []byte) (string, error) {
+	gcm, err := newGCM(key)
+	if err != nil {
+		return "", err
+	}
+	// A v2Value not made by parseV2 would make gcm.Open panic.
+	if len(v.nonce) != gcm.NonceSize() || len(v.sealed) < gcm.Overhead() {
+		return "", decryptionErrorf("v2 value has a %d-byte nonce and %d sealed bytes", len(v.nonce), len(v.sealed))
+	}
+	// A fresh buffer, not sealed[:0]: on failure Open zeroes its output, and
+	// a caller may still want to try another key on the same value.
+	pt, err := gcm.Open(nil, v.nonce, v.sealed, nil)
+	if err != nil {
+		return "", errOpenFailed
+	}
+	defer clear(pt)
+	return string(pt), nil
+}
+
+func decryptV2(stored, password string, cfg *CryptoConfig) (string, error) {
+	v, err := parseV2(stored, cfg)
+	if err != nil {
+		return "", err
+	}
+	key := deriveArgon2id(password, v.salt, paramsFromConfig(cfg))
+	defer clear(key)
+	return v.open(key)
+}
+
+// v1Key reproduces the original "strongified" password: a fixed chain of
+// MD5, SHA-1 and SHA-256 hex digests. It is no KDF (no salt, no cost) and is
+// kept only to read old values.
+func v1Key(password string) string {
+	m := md5Hex(password)
+	p1 := sha256Hex(m + m + m + m)
+	p2 := strings.Repeat(sha1Hex(p1), 3)
+	p3 := sha1Hex(p2) + md5Hex(p2) + sha1Hex(p2)
+	p4 := sha256Hex(p3)
+	return sha1Hex(p4) + sha256Hex(md5Hex(p4)) + sha256Hex(sha1Hex(p4)) + md5Hex(p4)
+}
+
+func md5Hex(s string) string {
+	h := md5.Sum([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+func sha1Hex(s string) string {
+	h := sha1.Sum([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+func sha256Hex(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+// decryptV1 reads a legacy value, with or without its "v1:" prefix. Only
+// the outer layer can be checked before the XOR; everything after it is
+// garbage under a wrong password, so any failure there is errOpenFailed,
+// whatever the cause.
+func decryptV1(stored, password string) (string, error) {
+	if len(stored) > maxStoredValueLen {
+		return "", decryptionErrorf("stored value is %d bytes, more than the %d allowed", len(stored), maxStoredValueLen)
+	}
+	body := strings.TrimPrefix(stored, ENCRYPTION_PREFIX_V1)
+	if body == "" {
+		return "", decryptionErrorf("v1 value is empty")
+	}
+	middle, err := decodeBase64(body)
+	if err != nil {
+		return "", decryptionErrorf("v1 value is not valid base64url: %v", err)
+	}
+	// The XOR keeps the length, and the middle layer is padded base64, so
+	// its length is a non-zero multiple of four whatever the password.
+	if len(middle)%4 != 0 {
+		return "", decryptionErrorf("v1 value decodes to %d bytes, not a multiple of 4", len(middle))
+	}
+	xorV1(middle, v1Key(password))
+	value, err := unwrapV1(middle)
+	if err != nil {
+		return "", errOpenFailed
+	}
+	return value, nil
+}
+
+// xorV1 applies the repeating pad in place.
+func xorV1(b []byte, key string) {
+	k := []byte(key)
+	for off := 0; off < len(b); off += len(k) {
+		subtle.XORBytes(b[off:], b[off:], k)
+	}
+}
+
+// unwrapV1 undoes the two layers under the XOR. Its reasons exist for
+// tests; decryptV1 replaces them with errOpenFailed, since after a wrong
+// password every one of them is as likely as any other.
+func unwrapV1(middle []byte) (string, error) {
+	inner := make([]byte, b64.DecodedLen(len(middle)))
+	n, err := decodeBase64Into(inner, middle)
+	if err != nil {
+		return "", decryptionErrorf("v1 inner layer is not valid base64url")
+	}
+	inner = inner[:n]
+
+	sep := bytes.IndexByte(inner, '_')
+	if sep < 0 {
+		return "", decryptionErrorf("v1 inner layer has no length separator")
+	}
+	rest := inner[sep+1:]
+	length, err := parseV1Length(inner[:sep], len(rest))
+	if err != nil {
+		return "", err
+	}
+	value := make([]byte, b64.DecodedLen(length))
+	n, err = decodeBase64Into(value, rest[:length])
+	if err != nil {
+		return "", decryptionErrorf("v1 value text is not valid base64url")
+	}
+	defer clear(value)
+	return string(value[:n]), nil
+}
+
+// parseV1Length reads the decimal length the original wrote with
+// strconv.Itoa: digits only, no sign, no leading zero. It stops as soon as
+// the number exceeds limit, so no length of digits can overflow.
+func parseV1Length(digits []byte, limit int) (int, error) {
+	if len(digits) == 0 {
+		return 0, decryptionErrorf("v1 length field is empty")
+	}
+	if len(digits) > 1 && digits[0] == '0' {
+		return 0, decryptionErrorf("v1 length field has a leading zero")
+	}
+	n := 0
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return 0, decryptionErrorf("v1 length field is not a decimal number")
+		}
+		n = n*10 + int(c-'0')
+		if n > limit {
+			return 0, decryptionErrorf("v1 length field exceeds the %d bytes that follow it", limit)
+		}
+	}
+	return n, nil
+}
+
+// decodeBase64 and decodeBase64Into refuse line breaks, which the standard
+// decoder would skip: neither format ever contained one.
+func decodeBase64(s string) ([]byte, error) {
+	if strings.ContainsAny(s, "\r\n") {
+		return nil, fmt.Errorf("line break in base64 text")
+	}
+	return b64.DecodeString(s)
+}
+
+func decodeBase64Into(dst, src []byte) (int, error) {
+	if bytes.ContainsAny(src, "\r\n") {
+		return 0, fmt.Errorf("line break in base64 text")
+	}
+	return b64.Decode(dst, src)
+}
+
+// valueVersion names the format of stored. A colon never occurs in
+// base64url, so "v<digits>:" cannot be the start of a v1 value and an
+// unknown version is refused, not misread as v1.
+func valueVersion(stored string) (string, error) {
+	digits := 0
+	if strings.HasPrefix(stored, "v") {
+		for digits+1 < len(stored) && stored[digits+1] >= '0' && stored[digits+1] <= '9' {
+			digits++
+		}
+	}
+	if digits == 0 || digits+1 >= len(stored) || stored[digits+1] != ':' {
+		return ENCRYPTION_VERSION_V1, nil
+	}
+	switch v := stored[:digits+1]; v {
+	case ENCRYPTION_VERSION_V1, ENCRYPTION_VERSION_V2, formatV3:
+		return v, nil
+	default:
+		if digits > 8 {
+			return "", decryptionErrorf("unknown format: version prefix of %d digits", digits)
+		}
+		return "", decryptionErrorf("unknown format %q", v)
+	}
+}
+
+// decryptValue is the one entry point for reads; a new format is one more
+// case in the switch.
+func decryptValue(stored, password string, cfg *CryptoConfig) (string, error) {
+	if len(stored) > maxStoredValueLen {
+		return "", decryptionErrorf("stored value is %d bytes, more than the %d allowed", len(stored), maxStoredValueLen)
+	}
+	version, err := valueVersion(stored)
+	if err != nil {
+		return "", err
+	}
+	switch version {
+	case ENCRYPTION_VERSION_V1:
+		return decryptV1(stored, password)
+	case ENCRYPTION_VERSION_V2:
+		return decryptV2(stored, password, cfg)
+	case formatV3:
+		return "", decryptionErrorf("unsupported format %s", formatV3)
+	default:
+		return "", decryptionErrorf("unsupported format %q", version)
+	}
+}

@@ -1,0 +1,181 @@
+package vaultstore_test
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	_ "github.com/glebarez/sqlite" // registers "sqlite"
+	_ "github.com/go-sql-driver/mysql"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
+
+	"github.com/vaultstore/vaultstore"
+)
+
+// Environment variables naming real database servers for the suite. Unset,
+// the suite runs on SQLite alone.
+const (
+	envPostgresDSN = "VAULTSTORE_POSTGRES_DSN"
+	envMySQLDSN    = "VAULTSTORE_MYSQL_DSN"
+)
+
+// backend is one database the store tests run against.
+type backend struct {
+	name string
+	// open returns a database for one test; the test's tables are its own.
+	open func(t testing.TB) *sql.DB
+}
+
+var (
+	sharedMu  sync.Mutex
+	sharedDBs = map[string]*sql.DB{}
+)
+
+// sharedDB opens one pool per server for the whole run: tests isolate by
+// table name, not by connection.
+func sharedDB(t testing.TB, driver, dsn string) *sql.DB {
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	if db, ok := sharedDBs[driver]; ok {
+		return db
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatalf("open %s: %v", driver, err)
+	}
+	if err := db.Ping(); err != nil {
+		t.Fatalf("ping %s (%s is set): %v", driver, driver, err)
+	}
+	db.SetMaxOpenConns(20)
+	sharedDBs[driver] = db
+	return db
+}
+
+// backends lists SQLite and every server whose DSN is set.
+func backends() []backend {
+	list := []backend{{name: "sqlite", open: openMemorySQLite}}
+	if dsn := os.Getenv(envPostgresDSN); dsn != "" {
+		list = append(list, backend{name: "postgres", open: func(t testing.TB) *sql.DB { return sharedDB(t, "pgx", dsn) }})
+	}
+	if dsn := os.Getenv(envMySQLDSN); dsn != "" {
+		list = append(list, backend{name: "mysql", open: func(t testing.TB) *sql.DB { return sharedDB(t, "mysql", dsn) }})
+	}
+	return list
+}
+
+// openMemorySQLite gives each test a private in-memory database. One
+// connection, because every connection to ":memory:" is a different
+// database.
+func openMemorySQLite(t testing.TB) *sql.DB {
+	db, err := sql.Open("sqlite", ":memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// openFileSQLite gives a test a file-backed database in WAL mode, for tests
+// that need real concurrent connections.
+func openFileSQLite(t testing.TB) *sql.DB {
+	path := filepath.Join(t.TempDir(), "vault.db")
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// forEachBackend runs fn as a subtest per backend.
+func forEachBackend(t *testing.T, fn func(t *testing.T, b backend)) {
+	t.Helper()
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) { fn(t, b) })
+	}
+}
+
+// testCrypto is the cheapest configuration Argon2id accepts, so tests spend
+// their time on the store and not on key derivation.
+func testCrypto() *vaultstore.CryptoConfig {
+	return &vaultstore.CryptoConfig{Iterations: 1, Memory: 8, Parallelism: 1, KeyLength: 32, SaltSize: 16, NonceSize: 12, TagSize: 16}
+}
+
+// testPassword meets the default policy.
+const testPassword = "correct horse battery staple"
+
+// uniqueTables returns fresh vault and meta table names and drops the
+// tables when the test ends.
+func uniqueTables(t testing.TB, db *sql.DB) (vault, meta string) {
+	t.Helper()
+	suffix := strings.ToLower(rand.Text()[:10])
+	vault, meta = "vault_"+suffix, "vmeta_"+suffix
+	t.Cleanup(func() {
+		for _, table := range []string{vault, meta} {
+			db.ExecContext(context.Background(), "DROP TABLE IF EXISTS "+table)
+		}
+	})
+	return vault, meta
+}
+
+// newStore opens a migrated store on fresh tables of db. modify may change
+// the options before NewStore.
+func newStore(t testing.TB, db *sql.DB, modify ...func(*vaultstore.NewStoreOptions)) *vaultstore.Store {
+	t.Helper()
+	vault, meta := uniqueTables(t, db)
+	opts := vaultstore.NewStoreOptions{
+		VaultTableName:     vault,
+		VaultMetaTableName: meta,
+		DB:                 db,
+		AutomigrateEnabled: true,
+		CryptoConfig:       testCrypto(),
+	}
+	for _, m := range modify {
+		m(&opts)
+	}
+	s, err := vaultstore.NewStore(opts)
+	if err != nil {
+		t.Fatalf("NewStore: %v", err)
+	}
+	return s
+}
+
+// newTestStore is a store on a private in-memory SQLite database.
+func newTestStore(t testing.TB, modify ...func(*vaultstore.NewStoreOptions)) *vaultstore.Store {
+	return newStore(t, openMemorySQLite(t), modify...)
+}
+
+// mustCreateRecord stores a raw record with the given token and value.
+func mustCreateRecord(t testing.TB, s *vaultstore.Store, token, value string) vaultstore.RecordInterface {
+	t.Helper()
+	r := vaultstore.NewRecord().SetToken(token).SetValue(value)
+	if err := s.RecordCreate(context.Background(), r); err != nil {
+		t.Fatalf("RecordCreate(%s): %v", token, err)
+	}
+	return r
+}
+
+func tokenN(i int) string { return fmt.Sprintf("tk_test%08d", i) }
+
+// countRows runs a COUNT query written by the test.
+func countRows(t testing.TB, db *sql.DB, query string) int64 {
+	t.Helper()
+	var n int64
+	if err := db.QueryRow(query).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
+func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }
+
+// timeIn returns a time the given number of hours from now.
+func timeIn(hours int) time.Time { return time.Now().Add(time.Duration(hours) * time.Hour) }

@@ -1,0 +1,130 @@
+package vaultstore
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// Store keeps encrypted values in a SQL database. Create it with NewStore.
+//
+// A Store is safe for concurrent use by multiple goroutines, and several
+// processes may share one database: every multi-row change runs in a
+// transaction or as a single statement. It starts no goroutine and prints
+// nothing unless debugging is enabled.
+type Store struct {
+	vaultTable string
+	metaTable  string
+	dialect    string
+	db         *gorm.DB
+	log        *sqlLogger
+
+	crypto                  CryptoConfig
+	parallelThreshold       int
+	passwordIdentityEnabled bool
+	policy                  passwordPolicy
+
+	// metaReady is set once the meta table is known to exist with its
+	// unique index; metaMu serialises the check that sets it.
+	metaMu    sync.Mutex
+	metaReady atomic.Bool
+}
+
+var _ StoreInterface = (*Store)(nil)
+
+// AutoMigrate creates the vault and meta tables and their indexes, or
+// upgrades tables written by older releases in place: it adds missing
+// columns, fills NULL timestamps left by them (each column on its own, so
+// a soft delete or an expiry survives), widens MySQL value columns and makes
+// MySQL token comparison case-sensitive. Running it again changes nothing,
+// and it never rebuilds a table that is already current.
+func (s *Store) AutoMigrate() error {
+	ctx := context.Background()
+	if err := s.migrateVaultTable(ctx); err != nil {
+		return err
+	}
+	return s.ensureMetaTable(ctx)
+}
+
+// EnableDebug turns the SQL log on or off. It is safe to call while other
+// goroutines use the store.
+func (s *Store) EnableDebug(debug bool) { s.log.enabled.Store(debug) }
+
+// GetDbDriverName returns the dialect in use: "sqlite", "postgres" or
+// "mysql".
+func (s *Store) GetDbDriverName() string { return s.dialect }
+
+// GetVaultTableName returns the name of the table of records.
+func (s *Store) GetVaultTableName() string { return s.vaultTable }
+
+// GetMetaTableName returns the name of the meta table.
+func (s *Store) GetMetaTableName() string { return s.metaTable }
+
+// vault starts a statement on the vault table.
+func (s *Store) vault(ctx context.Context) *gorm.DB {
+	return s.db.WithContext(ctx).Table(s.vaultTable)
+}
+
+// meta starts a statement on the meta table.
+func (s *Store) meta(ctx context.Context) *gorm.DB {
+	return s.db.WithContext(ctx).Table(s.metaTable)
+}
+
+// sqlLogger is the GORM logger of a store. It logs statements only while
+// enabled and only with placeholders: ParamsFilter drops the bound values
+// before GORM renders the statement, so values, tokens' ciphertexts and
+// anything else passed as a parameter never reach the log.
+type sqlLogger struct {
+	enabled atomic.Bool
+	out     *slog.Logger
+}
+
+var (
+	_ logger.Interface  = (*sqlLogger)(nil)
+	_ gorm.ParamsFilter = (*sqlLogger)(nil)
+)
+
+func (l *sqlLogger) LogMode(logger.LogLevel) logger.Interface { return l }
+
+// Info, Warn and Error drop GORM's message arguments, which are not
+// guaranteed to be free of values.
+func (l *sqlLogger) Info(ctx context.Context, msg string, _ ...any) {
+	if l.enabled.Load() {
+		l.out.InfoContext(ctx, "vaultstore: gorm: "+msg)
+	}
+}
+
+func (l *sqlLogger) Warn(ctx context.Context, msg string, _ ...any) {
+	if l.enabled.Load() {
+		l.out.WarnContext(ctx, "vaultstore: gorm: "+msg)
+	}
+}
+
+func (l *sqlLogger) Error(ctx context.Context, msg string, _ ...any) {
+	if l.enabled.Load() {
+		l.out.ErrorContext(ctx, "vaultstore: gorm: "+msg)
+	}
+}
+
+func (l *sqlLogger) Trace(ctx context.Context, begin time.Time, fc func() (string, int64), err error) {
+	if !l.enabled.Load() {
+		return
+	}
+	stmt, rows := fc()
+	attrs := []any{slog.String("sql", stmt), slog.Int64("rows", rows), slog.Duration("elapsed", time.Since(begin))}
+	if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
+		l.out.InfoContext(ctx, "vaultstore: sql", append(attrs, slog.String("error", err.Error()))...)
+		return
+	}
+	l.out.InfoContext(ctx, "vaultstore: sql", attrs...)
+}
+
+func (l *sqlLogger) ParamsFilter(_ context.Context, stmt string, _ ...any) (string, []any) {
+	return stmt, nil
+}

@@ -1,0 +1,120 @@
+package vaultstore
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/glebarez/sqlite"
+	"gorm.io/driver/mysql"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+)
+
+// NewStore returns a store over opts.DB. It validates the options and
+// returns an error matching ErrValidationFailed for a missing or malformed
+// table name, a nil DB, an unknown driver or an unusable CryptoConfig. With
+// AutomigrateEnabled it creates or upgrades the tables; otherwise it reads or
+// writes no table, so it works on a database that has only the vault table
+// (the SQLite dialect asks the server for its version).
+func NewStore(opts NewStoreOptions) (*Store, error) {
+	if err := validateTableName("VaultTableName", opts.VaultTableName); err != nil {
+		return nil, err
+	}
+	if err := validateTableName("VaultMetaTableName", opts.VaultMetaTableName); err != nil {
+		return nil, err
+	}
+	if opts.VaultTableName == opts.VaultMetaTableName {
+		return nil, validationErrorf("VaultTableName and VaultMetaTableName are both %q", opts.VaultTableName)
+	}
+	if opts.DB == nil {
+		return nil, validationErrorf("DB is required")
+	}
+
+	var dialect string
+	var err error
+	if opts.DbDriverName != "" {
+		dialect, err = normalizeDialect(opts.DbDriverName)
+	} else {
+		dialect, err = detectDialect(opts.DB)
+	}
+	if err != nil {
+		return nil, err
+	}
+
+	crypto := DefaultCryptoConfig()
+	if opts.CryptoConfig != nil {
+		c := *opts.CryptoConfig
+		crypto = &c
+	}
+	if err := validateCryptoConfig(crypto); err != nil {
+		return nil, err
+	}
+
+	if opts.ParallelThreshold < 0 {
+		return nil, validationErrorf("ParallelThreshold %d is negative", opts.ParallelThreshold)
+	}
+	if opts.PasswordMinLength < 0 {
+		return nil, validationErrorf("PasswordMinLength %d is negative", opts.PasswordMinLength)
+	}
+
+	out := opts.Logger
+	if out == nil {
+		out = slog.Default()
+	}
+	log := &sqlLogger{out: out}
+	log.enabled.Store(opts.DebugEnabled)
+
+	var dialector gorm.Dialector
+	switch dialect {
+	case dialectSQLite:
+		dialector = &sqlite.Dialector{Conn: opts.DB}
+	case dialectPostgres:
+		dialector = postgres.New(postgres.Config{Conn: opts.DB})
+	case dialectMySQL:
+		// Skipping the version query keeps NewStore free of I/O; the store
+		// uses no feature that depends on the server version.
+		dialector = mysql.New(mysql.Config{Conn: opts.DB, SkipInitializeWithVersion: true})
+	}
+	gdb, err := gorm.Open(dialector, &gorm.Config{
+		Logger:                 log,
+		SkipDefaultTransaction: true,
+		DisableAutomaticPing:   true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("vaultstore: failed to open the database: %w", err)
+	}
+
+	minLength := opts.PasswordMinLength
+	if minLength == 0 {
+		minLength = defaultPasswordMinLength
+	}
+	threshold := opts.ParallelThreshold
+	if threshold == 0 {
+		threshold = defaultParallelThreshold
+	}
+
+	s := &Store{
+		vaultTable:              opts.VaultTableName,
+		metaTable:               opts.VaultMetaTableName,
+		dialect:                 dialect,
+		db:                      gdb,
+		log:                     log,
+		crypto:                  *crypto,
+		parallelThreshold:       threshold,
+		passwordIdentityEnabled: opts.PasswordIdentityEnabled,
+		policy: passwordPolicy{
+			allowEmpty:       opts.PasswordAllowEmpty,
+			minLength:        minLength,
+			requireLowercase: opts.PasswordRequireLowercase,
+			requireUppercase: opts.PasswordRequireUppercase,
+			requireNumbers:   opts.PasswordRequireNumbers,
+			requireSymbols:   opts.PasswordRequireSymbols,
+		},
+	}
+	if opts.AutomigrateEnabled {
+		if err := s.AutoMigrate(); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}

@@ -1,0 +1,164 @@
+package vaultstore
+
+import (
+	"database/sql"
+	"log/slog"
+	"reflect"
+	"strings"
+)
+
+// NewStoreOptions configures NewStore. The zero value of every optional field
+// selects the documented default.
+type NewStoreOptions struct {
+	// VaultTableName is the table of records. Required: letters, digits and
+	// underscores, at most 40 characters, not starting with a digit.
+	VaultTableName string
+
+	// VaultMetaTableName is the table of settings and password identities.
+	// Required, same rules as VaultTableName, and a different name. The
+	// table is created when the store first writes to it, so a database
+	// written by a release without a meta table keeps working.
+	VaultMetaTableName string
+
+	// DB is an open database, owned by the caller: the store never closes
+	// it. SQLite through github.com/glebarez/sqlite (or another SQLite
+	// driver), PostgreSQL through github.com/jackc/pgx/v5/stdlib, and
+	// MySQL or MariaDB through github.com/go-sql-driver/mysql are supported.
+	DB *sql.DB
+
+	// DbDriverName names the database dialect: "sqlite", "postgres" or
+	// "mysql" ("sqlite3", "postgresql", "pgx" and "mariadb" are accepted as
+	// aliases). Empty means detect it from DB's driver.
+	DbDriverName string
+
+	// AutomigrateEnabled runs AutoMigrate inside NewStore.
+	AutomigrateEnabled bool
+
+	// DebugEnabled logs every SQL statement the store runs, with its
+	// placeholders but never its bound values, so no token value, password
+	// or ciphertext reaches the log. See also EnableDebug.
+	DebugEnabled bool
+
+	// Logger receives the debug log. Nil means slog.Default(). Nothing is
+	// logged unless debugging is enabled.
+	Logger *slog.Logger
+
+	// CryptoConfig holds the Argon2id and AES-GCM parameters for values the
+	// store writes. Nil means DefaultCryptoConfig(). NewStore copies it.
+	CryptoConfig *CryptoConfig
+
+	// ParallelThreshold is the record count above which bulk work, such as
+	// TokensChangePassword, spreads key derivations over a worker pool.
+	// Zero means the library default.
+	ParallelThreshold int
+
+	// PasswordIdentityEnabled keeps a hash of each password in the meta
+	// table and links records to it, so password rotation touches only the
+	// records of that password. It reveals which records share a password.
+	PasswordIdentityEnabled bool
+
+	// PasswordAllowEmpty accepts "" as a password for writes.
+	PasswordAllowEmpty bool
+
+	// PasswordMinLength is the shortest password, in characters, accepted
+	// for writes. Zero means 16.
+	PasswordMinLength int
+
+	// Character classes a password must contain for writes. Reads never
+	// check the policy, so values written under an older policy stay
+	// readable.
+	PasswordRequireLowercase bool
+	PasswordRequireUppercase bool
+	PasswordRequireNumbers   bool
+	PasswordRequireSymbols   bool
+}
+
+// defaultPasswordMinLength is the policy minimum when none is given.
+const defaultPasswordMinLength = 16
+
+// defaultParallelThreshold is the record count above which bulk work uses
+// the worker pool when NewStoreOptions.ParallelThreshold is zero.
+const defaultParallelThreshold = 64
+
+// maxTableNameLength keeps derived index names ("idx_<table>_soft_deleted_at")
+// within the 63-character identifier limit of PostgreSQL and MySQL.
+const maxTableNameLength = 40
+
+// Dialect names returned by GetDbDriverName.
+const (
+	dialectSQLite   = "sqlite"
+	dialectPostgres = "postgres"
+	dialectMySQL    = "mysql"
+)
+
+func validateTableName(option, name string) error {
+	if name == "" {
+		return validationErrorf("%s is required", option)
+	}
+	if len(name) > maxTableNameLength {
+		return validationErrorf("%s %q is longer than %d characters", option, name, maxTableNameLength)
+	}
+	for i, r := range name {
+		ok := r == '_' || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (i > 0 && r >= '0' && r <= '9')
+		if !ok {
+			return validationErrorf("%s %q may hold only letters, digits and underscores, and not start with a digit", option, name)
+		}
+	}
+	return nil
+}
+
+// normalizeDialect maps a driver name given by the caller to a dialect.
+func normalizeDialect(name string) (string, error) {
+	switch strings.ToLower(name) {
+	case "sqlite", "sqlite3":
+		return dialectSQLite, nil
+	case "postgres", "postgresql", "pgx":
+		return dialectPostgres, nil
+	case "mysql", "mariadb":
+		return dialectMySQL, nil
+	}
+	return "", validationErrorf("unknown database driver %q (want sqlite, postgres or mysql)", name)
+}
+
+// detectDialect names the dialect of db from the package of its driver, so
+// that any SQLite, PostgreSQL or MySQL driver is recognised without this
+// package importing them all.
+func detectDialect(db *sql.DB) (string, error) {
+	t := reflect.TypeOf(db.Driver())
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	path := strings.ToLower(t.PkgPath() + "." + t.Name())
+	switch {
+	case strings.Contains(path, "sqlite"):
+		return dialectSQLite, nil
+	case strings.Contains(path, "pgx"), strings.Contains(path, "lib/pq"), strings.Contains(path, "postgres"):
+		return dialectPostgres, nil
+	case strings.Contains(path, "mysql"):
+		return dialectMySQL, nil
+	}
+	return "", validationErrorf("cannot tell the database of driver %s; set DbDriverName", path)
+}
+
+// validateCryptoConfig rejects parameters that would fail or misbehave at
+// the first write instead of at construction.
+func validateCryptoConfig(c *CryptoConfig) error {
+	switch {
+	case c.Iterations < 1 || c.Iterations > MaxArgon2Iterations:
+		return validationErrorf("CryptoConfig.Iterations %d is outside 1..%d", c.Iterations, MaxArgon2Iterations)
+	case c.Parallelism < 1 || c.Parallelism > MaxArgon2Parallelism:
+		return validationErrorf("CryptoConfig.Parallelism %d is outside 1..%d", c.Parallelism, MaxArgon2Parallelism)
+	case c.Memory < 8*c.Parallelism || c.Memory > MaxArgon2Memory:
+		// Argon2 needs at least 8 KiB per lane.
+		return validationErrorf("CryptoConfig.Memory %d KiB is outside %d..%d", c.Memory, 8*c.Parallelism, MaxArgon2Memory)
+	case c.KeyLength != 16 && c.KeyLength != 24 && c.KeyLength != 32:
+		return validationErrorf("CryptoConfig.KeyLength %d is not 16, 24 or 32", c.KeyLength)
+	case c.NonceSize != 12:
+		return validationErrorf("CryptoConfig.NonceSize %d is not 12", c.NonceSize)
+	case c.TagSize != 16:
+		return validationErrorf("CryptoConfig.TagSize %d is not 16", c.TagSize)
+	case c.SaltSize < 16 || c.SaltSize > 64:
+		return validationErrorf("CryptoConfig.SaltSize %d is outside 16..64", c.SaltSize)
+	}
+	return nil
+}

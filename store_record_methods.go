@@ -1,0 +1,367 @@
+package vaultstore
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+
+	"gorm.io/gorm"
+)
+
+// RecordCount returns how many records match query. Limit, offset, order
+// and columns do not affect the count.
+func (s *Store) RecordCount(ctx context.Context, query RecordQueryInterface) (int64, error) {
+	if err := validateQuery(query); err != nil {
+		return 0, err
+	}
+	var n int64
+	if err := s.filtered(ctx, query).Count(&n).Error; err != nil {
+		return 0, fmt.Errorf("vaultstore: failed to count records: %w", err)
+	}
+	return n, nil
+}
+
+// RecordList returns the records matching query, ordered by id unless the
+// query names another order. Only the selected columns are present in each
+// record when the query sets columns.
+func (s *Store) RecordList(ctx context.Context, query RecordQueryInterface) ([]RecordInterface, error) {
+	if err := validateQuery(query); err != nil {
+		return nil, err
+	}
+	var columns []string
+	db := s.filtered(ctx, query)
+	if query.IsColumnsSet() {
+		columns = query.GetColumns()
+		db = db.Select(columns)
+	}
+	column, desc := queryOrder(query)
+	db = db.Order(orderClause(column, desc))
+	if column != COLUMN_ID {
+		// A tie-breaker on the primary key makes pages stable when the
+		// order column has duplicates.
+		db = db.Order(orderClause(COLUMN_ID, desc))
+	}
+	hasOffset := query.IsOffsetSet() && query.GetOffset() > 0
+	switch {
+	case query.IsLimitSet() && query.GetLimit() > 0:
+		db = db.Limit(query.GetLimit())
+	case hasOffset:
+		// MySQL has no OFFSET without LIMIT; its manual's idiom is a
+		// limit larger than any table, which the others accept too.
+		db = db.Limit(math.MaxInt)
+	}
+	if hasOffset {
+		db = db.Offset(query.GetOffset())
+	}
+	var rows []gormVaultRecord
+	if err := db.Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("vaultstore: failed to list records: %w", err)
+	}
+	out := make([]RecordInterface, len(rows))
+	for i := range rows {
+		out[i] = rows[i].toRecord(columns)
+	}
+	return out, nil
+}
+
+// filtered applies the WHERE conditions of a validated query.
+func (s *Store) filtered(ctx context.Context, q RecordQueryInterface) *gorm.DB {
+	db := s.vault(ctx)
+	if q.IsIDSet() {
+		db = db.Where(COLUMN_ID+" = ?", q.GetID())
+	}
+	if q.IsIDInSet() {
+		db = db.Where(COLUMN_ID+" IN ?", q.GetIDIn())
+	}
+	if q.IsTokenSet() {
+		db = db.Where(COLUMN_VAULT_TOKEN+" = ?", q.GetToken())
+	}
+	if q.IsTokenInSet() {
+		db = db.Where(COLUMN_VAULT_TOKEN+" IN ?", q.GetTokenIn())
+	}
+	if !q.GetSoftDeletedInclude() {
+		db = db.Where(COLUMN_SOFT_DELETED_AT+" > ?", nowString())
+	}
+	return db
+}
+
+// RecordCreate inserts record as it is: the value is stored unencrypted, as
+// given. An empty id is replaced by a fresh one; updated_at is set to now,
+// and created_at too when empty; empty expiry and soft-delete times mean
+// never. A token already stored is ErrTokenAlreadyExists; a missing token,
+// or a timestamp that does not parse, is ErrValidationFailed.
+func (s *Store) RecordCreate(ctx context.Context, record RecordInterface) error {
+	if record == nil {
+		return validationErrorf("record is nil")
+	}
+	if err := validateTokenInput(record.GetToken()); err != nil {
+		return err
+	}
+	if record.GetID() == "" {
+		id, err := newRecordID()
+		if err != nil {
+			return err
+		}
+		record.SetID(id)
+	} else if len(record.GetID()) > 40 {
+		return validationErrorf("record id is longer than 40 characters")
+	}
+	now := nowString()
+	record.SetUpdatedAt(now)
+	if record.GetCreatedAt() == "" {
+		record.SetCreatedAt(now)
+	}
+	if record.GetExpiresAt() == "" {
+		record.SetExpiresAt(MAX_DATETIME)
+	}
+	if record.GetSoftDeletedAt() == "" {
+		record.SetSoftDeletedAt(MAX_DATETIME)
+	}
+	row := gormVaultRecord{ID: record.GetID(), Token: record.GetToken(), Value: record.GetValue()}
+	for _, ts := range []struct {
+		column string
+		get    func() string
+		set    func(string) RecordInterface
+		dst    *dbTimestamp
+	}{
+		{COLUMN_CREATED_AT, record.GetCreatedAt, record.SetCreatedAt, &row.Created},
+		{COLUMN_UPDATED_AT, record.GetUpdatedAt, record.SetUpdatedAt, &row.Updated},
+		{COLUMN_EXPIRES_AT, record.GetExpiresAt, record.SetExpiresAt, &row.Expires},
+		{COLUMN_SOFT_DELETED_AT, record.GetSoftDeletedAt, record.SetSoftDeletedAt, &row.SoftDeleted},
+	} {
+		v, err := normalizeInputTimestamp(ts.column, ts.get())
+		if err != nil {
+			return err
+		}
+		if v != ts.get() {
+			ts.set(v)
+		}
+		*ts.dst = dbTimestamp(v)
+	}
+	if err := s.insertRecord(ctx, s.db.WithContext(ctx), &row); err != nil {
+		return err
+	}
+	if r, ok := record.(*Record); ok {
+		r.markClean()
+	}
+	return nil
+}
+
+// insertRecord inserts row through db (the store's handle or a
+// transaction) and maps a duplicate token to ErrTokenAlreadyExists.
+func (s *Store) insertRecord(ctx context.Context, db *gorm.DB, row *gormVaultRecord) error {
+	err := db.Table(s.vaultTable).Create(row).Error
+	if err == nil {
+		return nil
+	}
+	if isUniqueViolation(err) {
+		// The violation may be of the token or of the id; only a token
+		// clash is the caller's ErrTokenAlreadyExists.
+		var n int64
+		if cerr := s.vault(ctx).Where(COLUMN_VAULT_TOKEN+" = ?", row.Token).Count(&n).Error; cerr == nil && n > 0 {
+			return fmt.Errorf("%w: %q", ErrTokenAlreadyExists, row.Token)
+		}
+		return validationErrorf("record id %q already exists", row.ID)
+	}
+	return fmt.Errorf("vaultstore: failed to insert record: %w", err)
+}
+
+// RecordFindByID returns the live (not soft-deleted) record with id, or
+// (nil, nil) when there is none. An empty id is ErrValidationFailed.
+func (s *Store) RecordFindByID(ctx context.Context, id string) (RecordInterface, error) {
+	if id == "" {
+		return nil, validationErrorf("record id is empty")
+	}
+	return s.findOne(ctx, RecordQuery().SetID(id))
+}
+
+// RecordFindByToken returns the live (not soft-deleted) record with token,
+// or (nil, nil) when there is none. An empty token is ErrValidationFailed.
+func (s *Store) RecordFindByToken(ctx context.Context, token string) (RecordInterface, error) {
+	if token == "" {
+		return nil, validationErrorf("token is empty")
+	}
+	return s.findOne(ctx, RecordQuery().SetToken(token))
+}
+
+func (s *Store) findOne(ctx context.Context, q RecordQueryInterface) (RecordInterface, error) {
+	list, err := s.RecordList(ctx, q.SetLimit(1))
+	if err != nil || len(list) == 0 {
+		return nil, err
+	}
+	return list[0], nil
+}
+
+// RecordUpdate writes the columns changed on record (see
+// RecordInterface.DataChanged) to the row with its id, and refreshes
+// updated_at. The id itself is never changed. A changed key that is not a
+// vault column is ErrValidationFailed, and no SQL runs; a row that does not
+// exist is ErrRecordNotFound; a token taken by another row is
+// ErrTokenAlreadyExists.
+func (s *Store) RecordUpdate(ctx context.Context, record RecordInterface) error {
+	if record == nil {
+		return validationErrorf("record is nil")
+	}
+	id := record.GetID()
+	if id == "" {
+		return validationErrorf("record id is empty")
+	}
+	changed := record.DataChanged()
+	delete(changed, COLUMN_ID)
+	for _, k := range slices.Sorted(maps.Keys(changed)) {
+		if !isVaultColumn(k) {
+			return validationErrorf("unknown column %q", k)
+		}
+	}
+	if tok, ok := changed[COLUMN_VAULT_TOKEN]; ok {
+		if err := validateTokenInput(tok); err != nil {
+			return err
+		}
+	}
+	changed[COLUMN_UPDATED_AT] = nowString()
+	updates := make(map[string]any, len(changed))
+	for k, v := range changed {
+		switch k {
+		case COLUMN_CREATED_AT, COLUMN_UPDATED_AT, COLUMN_EXPIRES_AT, COLUMN_SOFT_DELETED_AT:
+			norm, err := normalizeInputTimestamp(k, v)
+			if err != nil {
+				return err
+			}
+			changed[k] = norm
+			updates[k] = norm
+		default:
+			updates[k] = v
+		}
+	}
+	res := s.vault(ctx).Where(COLUMN_ID+" = ?", id).Updates(updates)
+	if res.Error != nil {
+		if isUniqueViolation(res.Error) {
+			return fmt.Errorf("%w: %q", ErrTokenAlreadyExists, changed[COLUMN_VAULT_TOKEN])
+		}
+		return fmt.Errorf("vaultstore: failed to update record: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		// MySQL counts only rows whose values changed, so zero can also
+		// mean an update that wrote what was there already.
+		var n int64
+		if err := s.vault(ctx).Where(COLUMN_ID+" = ?", id).Count(&n).Error; err != nil {
+			return fmt.Errorf("vaultstore: failed to update record: %w", err)
+		}
+		if n == 0 {
+			return fmt.Errorf("%w: id %q", ErrRecordNotFound, id)
+		}
+	}
+	for k, v := range changed {
+		if (record.Data())[k] != v {
+			setColumn(record, k, v)
+		}
+	}
+	if r, ok := record.(*Record); ok {
+		r.markClean()
+	}
+	return nil
+}
+
+// setColumn sets a known column through the record's setters, so that any
+// RecordInterface implementation sees the stored value.
+func setColumn(r RecordInterface, column, value string) {
+	switch column {
+	case COLUMN_VAULT_TOKEN:
+		r.SetToken(value)
+	case COLUMN_VAULT_VALUE:
+		r.SetValue(value)
+	case COLUMN_CREATED_AT:
+		r.SetCreatedAt(value)
+	case COLUMN_UPDATED_AT:
+		r.SetUpdatedAt(value)
+	case COLUMN_EXPIRES_AT:
+		r.SetExpiresAt(value)
+	case COLUMN_SOFT_DELETED_AT:
+		r.SetSoftDeletedAt(value)
+	}
+}
+
+// RecordDeleteByID permanently deletes the record with id, soft-deleted or
+// not. A missing record is ErrRecordNotFound.
+func (s *Store) RecordDeleteByID(ctx context.Context, id string) error {
+	if id == "" {
+		return validationErrorf("record id is empty")
+	}
+	return s.deleteWhere(ctx, COLUMN_ID, id)
+}
+
+// RecordDeleteByToken permanently deletes the record with token,
+// soft-deleted or not. A missing record is ErrRecordNotFound.
+func (s *Store) RecordDeleteByToken(ctx context.Context, token string) error {
+	if err := validateTokenInput(token); err != nil {
+		return err
+	}
+	return s.deleteWhere(ctx, COLUMN_VAULT_TOKEN, token)
+}
+
+func (s *Store) deleteWhere(ctx context.Context, column, key string) error {
+	res := s.vault(ctx).Where(column+" = ?", key).Delete(&gormVaultRecord{})
+	if res.Error != nil {
+		return fmt.Errorf("vaultstore: failed to delete record: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return fmt.Errorf("%w: %s %q", ErrRecordNotFound, column, key)
+	}
+	return nil
+}
+
+// RecordSoftDelete marks record as deleted now. It stays in the table, out
+// of every query that does not include soft-deleted records. A record that
+// does not exist is ErrRecordNotFound.
+func (s *Store) RecordSoftDelete(ctx context.Context, record RecordInterface) error {
+	if record == nil {
+		return validationErrorf("record is nil")
+	}
+	record.SetSoftDeletedAt(nowString())
+	return s.RecordUpdate(ctx, record)
+}
+
+// RecordSoftDeleteByID marks the live record with id as deleted now. A
+// missing or already soft-deleted record is ErrRecordNotFound.
+func (s *Store) RecordSoftDeleteByID(ctx context.Context, id string) error {
+	if id == "" {
+		return validationErrorf("record id is empty")
+	}
+	return s.softDeleteWhere(ctx, COLUMN_ID, id)
+}
+
+// RecordSoftDeleteByToken marks the live record with token as deleted now.
+// A missing or already soft-deleted record is ErrRecordNotFound.
+func (s *Store) RecordSoftDeleteByToken(ctx context.Context, token string) error {
+	if err := validateTokenInput(token); err != nil {
+		return err
+	}
+	return s.softDeleteWhere(ctx, COLUMN_VAULT_TOKEN, token)
+}
+
+// softDeleteWhere is one UPDATE rather than a read and a write, so two
+// concurrent soft deletes cannot both succeed.
+func (s *Store) softDeleteWhere(ctx context.Context, column, key string) error {
+	now := nowString()
+	res := s.vault(ctx).
+		Where(column+" = ?", key).
+		Where(COLUMN_SOFT_DELETED_AT+" > ?", now).
+		Updates(map[string]any{COLUMN_SOFT_DELETED_AT: now, COLUMN_UPDATED_AT: now})
+	if res.Error != nil {
+		return fmt.Errorf("vaultstore: failed to soft delete record: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return fmt.Errorf("%w: %s %q", ErrRecordNotFound, column, key)
+	}
+	return nil
+}
+
+// orderClause builds an ORDER BY term for a whitelisted column.
+func orderClause(column string, desc bool) string {
+	if desc {
+		return column + " DESC"
+	}
+	return column + " ASC"
+}

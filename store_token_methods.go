@@ -1,0 +1,432 @@
+package vaultstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// tokenCreateAttempts bounds the retries when a generated token collides
+// with a stored one. With at least 12 random base32 characters (60 bits) a
+// second collision in a row means something other than chance is wrong.
+const tokenCreateAttempts = 8
+
+// concurrentWriteAttempts bounds how often a write that lost a race with
+// another client re-reads the row and tries again.
+const concurrentWriteAttempts = 4
+
+// upsertTokenLength is the length of tokens TokenUpsert creates.
+const upsertTokenLength = 20
+
+// tokensReadChunk bounds the tokens bound in one IN list, well under the
+// parameter limits of every supported database.
+const tokensReadChunk = 1000
+
+// TokenCreate encrypts value with password and stores it under a new random
+// token of tokenLength characters (TOKEN_MIN_TOTAL_LENGTH to
+// TOKEN_MAX_TOTAL_LENGTH, "tk_" included), which it returns.
+//
+// The password must meet the store's policy (ErrPasswordInvalid); a bad
+// length, an over-long value or more than one options value is
+// ErrValidationFailed.
+func (s *Store) TokenCreate(ctx context.Context, value, password string, tokenLength int, options ...TokenCreateOptions) (string, error) {
+	if tokenLength < TOKEN_MIN_TOTAL_LENGTH || tokenLength > TOKEN_MAX_TOTAL_LENGTH {
+		return "", validationErrorf("token length %d is outside %d..%d", tokenLength, TOKEN_MIN_TOTAL_LENGTH, TOKEN_MAX_TOTAL_LENGTH)
+	}
+	expires, err := s.checkWrite(value, password, options)
+	if err != nil {
+		return "", err
+	}
+	for range tokenCreateAttempts {
+		token, err := newToken(tokenLength)
+		if err != nil {
+			return "", err
+		}
+		err = s.createToken(ctx, token, value, password, expires)
+		if errors.Is(err, ErrTokenAlreadyExists) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		return token, nil
+	}
+	return "", fmt.Errorf("vaultstore: failed to create a unique token in %d attempts: %w", tokenCreateAttempts, ErrTokenAlreadyExists)
+}
+
+// TokenCreateCustom encrypts value with password and stores it under token,
+// chosen by the caller (at most TOKEN_MAX_TOTAL_LENGTH bytes, no whitespace
+// or control characters). A token already stored, soft-deleted or not, is
+// ErrTokenAlreadyExists, also when a concurrent call stores it first.
+func (s *Store) TokenCreateCustom(ctx context.Context, token, value, password string, options ...TokenCreateOptions) error {
+	if err := validateTokenInput(token); err != nil {
+		return err
+	}
+	expires, err := s.checkWrite(value, password, options)
+	if err != nil {
+		return err
+	}
+	// Checking first saves the key derivation when the token is taken; the
+	// unique index still decides a race.
+	var n int64
+	if err := s.vault(ctx).Where(COLUMN_VAULT_TOKEN+" = ?", token).Count(&n).Error; err != nil {
+		return fmt.Errorf("vaultstore: failed to look up token: %w", err)
+	}
+	if n > 0 {
+		return fmt.Errorf("%w: %q", ErrTokenAlreadyExists, token)
+	}
+	return s.createToken(ctx, token, value, password, expires)
+}
+
+// checkWrite validates what every token write takes and returns the expiry.
+func (s *Store) checkWrite(value, password string, options []TokenCreateOptions) (string, error) {
+	if len(value) > MaxValueSize {
+		return "", validationErrorf("value is %d bytes, more than %d", len(value), MaxValueSize)
+	}
+	if len(options) > 1 {
+		return "", validationErrorf("at most one TokenCreateOptions may be given, got %d", len(options))
+	}
+	if err := s.policy.check(password); err != nil {
+		return "", err
+	}
+	if len(options) == 1 {
+		return expiryTimestamp(options[0].ExpiresAt)
+	}
+	return MAX_DATETIME, nil
+}
+
+func (s *Store) createToken(ctx context.Context, token, value, password, expires string) error {
+	stored, err := s.encrypt(value, password, token)
+	if err != nil {
+		return err
+	}
+	id, err := newRecordID()
+	if err != nil {
+		return err
+	}
+	now := dbTimestamp(nowString())
+	row := gormVaultRecord{
+		ID:          id,
+		Token:       token,
+		Value:       stored,
+		Created:     now,
+		Updated:     now,
+		Expires:     dbTimestamp(expires),
+		SoftDeleted: MAX_DATETIME,
+	}
+	return s.insertRecord(ctx, s.db.WithContext(ctx), &row)
+}
+
+// encrypt seals value in the store's write format.
+func (s *Store) encrypt(value, password, token string) (string, error) {
+	_ = token // v2 has no associated data
+	return encryptV2(value, password, &s.crypto, randReader)
+}
+
+// decrypt opens a stored value of any supported format.
+func (s *Store) decrypt(stored, password, token string) (string, error) {
+	_ = token // v1 and v2 have no associated data
+	return decryptValue(stored, password, &s.crypto)
+}
+
+// liveRow loads the row of token unless it is absent or soft-deleted
+// (ErrRecordNotFound).
+func (s *Store) liveRow(ctx context.Context, token string) (*gormVaultRecord, error) {
+	if err := validateTokenInput(token); err != nil {
+		return nil, err
+	}
+	var rows []gormVaultRecord
+	err := s.vault(ctx).
+		Where(COLUMN_VAULT_TOKEN+" = ?", token).
+		Where(COLUMN_SOFT_DELETED_AT+" > ?", nowString()).
+		Limit(1).Find(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("vaultstore: failed to read token: %w", err)
+	}
+	if len(rows) == 0 {
+		return nil, fmt.Errorf("%w: token %q", ErrRecordNotFound, token)
+	}
+	return &rows[0], nil
+}
+
+// isExpired compares in the stored layout, which orders like time.
+func isExpired(expires dbTimestamp, now string) bool {
+	return expires != "" && string(expires) <= now
+}
+
+// TokenRead returns the value stored under token, decrypted with password.
+// An absent or soft-deleted token is ErrRecordNotFound; an expired one is
+// ErrTokenExpired, and is not decrypted. A password that does not open the
+// value is ErrInvalidPassword; a damaged value is ErrDecryptionFailed. The
+// password policy is not applied, so values written under an older policy
+// stay readable.
+func (s *Store) TokenRead(ctx context.Context, token, password string) (string, error) {
+	row, err := s.liveRow(ctx, token)
+	if err != nil {
+		return "", err
+	}
+	if isExpired(row.Expires, nowString()) {
+		return "", fmt.Errorf("%w: token %q", ErrTokenExpired, token)
+	}
+	value, err := s.decrypt(row.Value, password, token)
+	if err != nil {
+		return "", fmt.Errorf("token %q: %w", token, err)
+	}
+	return value, nil
+}
+
+// TokenUpdate replaces the value under token with value encrypted with
+// password, keeping the token and its expiry. An absent or soft-deleted
+// token is ErrRecordNotFound and an expired one ErrTokenExpired (renew it
+// first); the password must meet the policy.
+func (s *Store) TokenUpdate(ctx context.Context, token, value, password string) error {
+	if err := validateTokenInput(token); err != nil {
+		return err
+	}
+	if _, err := s.checkWrite(value, password, nil); err != nil {
+		return err
+	}
+	row, err := s.liveRow(ctx, token)
+	if err != nil {
+		return err
+	}
+	if isExpired(row.Expires, nowString()) {
+		return fmt.Errorf("%w: token %q", ErrTokenExpired, token)
+	}
+	stored, err := s.encrypt(value, password, token)
+	if err != nil {
+		return err
+	}
+	// The row is updated by primary key: a single-row lock taken in the
+	// same order as every other writer's, where a search by token and
+	// expiry could lock index entries in another order and deadlock
+	// against a concurrent TokenRenew on InnoDB. The conditions are
+	// repeated so that a soft delete or expiry that lands in between wins.
+	for range concurrentWriteAttempts {
+		now := nowString()
+		res := s.vault(ctx).
+			Where(COLUMN_ID+" = ?", row.ID).
+			Where(COLUMN_SOFT_DELETED_AT+" > ?", now).
+			Where(COLUMN_EXPIRES_AT+" > ?", now).
+			Updates(map[string]any{COLUMN_VAULT_VALUE: stored, COLUMN_UPDATED_AT: now})
+		if res.Error != nil {
+			return fmt.Errorf("vaultstore: failed to update token: %w", res.Error)
+		}
+		if res.RowsAffected > 0 {
+			return nil
+		}
+		// Something changed the row between the read and the write; read
+		// it again to tell which outcome the caller gets.
+		if row, err = s.liveRow(ctx, token); err != nil {
+			return err
+		}
+		if isExpired(row.Expires, nowString()) {
+			return fmt.Errorf("%w: token %q", ErrTokenExpired, token)
+		}
+	}
+	return fmt.Errorf("vaultstore: token %q kept changing during the update; try again", token)
+}
+
+// TokenUpsert updates existingToken with value, or, when existingToken is
+// "", creates a new token of 20 characters. It returns the token that holds
+// the value.
+func (s *Store) TokenUpsert(ctx context.Context, existingToken, value, password string) (string, error) {
+	if existingToken == "" {
+		return s.TokenCreate(ctx, value, password, upsertTokenLength)
+	}
+	if err := s.TokenUpdate(ctx, existingToken, value, password); err != nil {
+		return "", err
+	}
+	return existingToken, nil
+}
+
+// TokenDelete permanently deletes token, soft-deleted or not. An absent
+// token is ErrRecordNotFound.
+func (s *Store) TokenDelete(ctx context.Context, token string) error {
+	return s.RecordDeleteByToken(ctx, token)
+}
+
+// TokenSoftDelete marks token as deleted now; it then reads as absent. An
+// absent or already soft-deleted token is ErrRecordNotFound.
+func (s *Store) TokenSoftDelete(ctx context.Context, token string) error {
+	return s.RecordSoftDeleteByToken(ctx, token)
+}
+
+// TokenExists reports whether token is stored and not soft-deleted. An
+// expired token exists (it can be renewed).
+func (s *Store) TokenExists(ctx context.Context, token string) (bool, error) {
+	if err := validateTokenInput(token); err != nil {
+		return false, err
+	}
+	var n int64
+	err := s.vault(ctx).
+		Where(COLUMN_VAULT_TOKEN+" = ?", token).
+		Where(COLUMN_SOFT_DELETED_AT+" > ?", nowString()).
+		Count(&n).Error
+	if err != nil {
+		return false, fmt.Errorf("vaultstore: failed to look up token: %w", err)
+	}
+	return n > 0, nil
+}
+
+// TokenRenew sets when token expires; the zero time means never. Expired
+// tokens can be renewed; absent or soft-deleted ones are ErrRecordNotFound.
+func (s *Store) TokenRenew(ctx context.Context, token string, expiresAt time.Time) error {
+	if err := validateTokenInput(token); err != nil {
+		return err
+	}
+	expires, err := expiryTimestamp(expiresAt)
+	if err != nil {
+		return err
+	}
+	row, err := s.liveRow(ctx, token)
+	if err != nil {
+		return err
+	}
+	now := nowString()
+	res := s.vault(ctx).
+		Where(COLUMN_ID+" = ?", row.ID).
+		Where(COLUMN_SOFT_DELETED_AT+" > ?", now).
+		Updates(map[string]any{COLUMN_EXPIRES_AT: expires, COLUMN_UPDATED_AT: now})
+	if res.Error != nil {
+		return fmt.Errorf("vaultstore: failed to renew token: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		// MySQL reports zero when nothing changed; tell that from a
+		// soft delete or hard delete that came in between.
+		if _, err := s.liveRow(ctx, token); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TokensExpiredSoftDelete soft-deletes every expired token that is not
+// soft-deleted yet, in one statement, and returns how many.
+func (s *Store) TokensExpiredSoftDelete(ctx context.Context) (int64, error) {
+	now := nowString()
+	res := s.vault(ctx).
+		Where(COLUMN_EXPIRES_AT+" <= ?", now).
+		Where(COLUMN_SOFT_DELETED_AT+" > ?", now).
+		Updates(map[string]any{COLUMN_SOFT_DELETED_AT: now, COLUMN_UPDATED_AT: now})
+	if res.Error != nil {
+		return 0, fmt.Errorf("vaultstore: failed to soft delete expired tokens: %w", res.Error)
+	}
+	return res.RowsAffected, nil
+}
+
+// TokensExpiredDelete permanently deletes every expired token, soft-deleted
+// or not, in one statement, and returns how many.
+func (s *Store) TokensExpiredDelete(ctx context.Context) (int64, error) {
+	res := s.vault(ctx).Where(COLUMN_EXPIRES_AT+" <= ?", nowString()).Delete(&gormVaultRecord{})
+	if res.Error != nil {
+		return 0, fmt.Errorf("vaultstore: failed to delete expired tokens: %w", res.Error)
+	}
+	return res.RowsAffected, nil
+}
+
+// TokensRead reads many tokens with one query and returns their values
+// keyed by token. Repeated tokens are read once. Expired tokens are left out
+// of the map; absent or soft-deleted ones fail the call with an error that
+// matches ErrRecordNotFound and names them. Every value must open with
+// password, or the call fails (ErrInvalidPassword, ErrDecryptionFailed).
+func (s *Store) TokensRead(ctx context.Context, tokens []string, password string) (map[string]string, error) {
+	unique := make([]string, 0, len(tokens))
+	seen := make(map[string]struct{}, len(tokens))
+	for _, t := range tokens {
+		if err := validateTokenInput(t); err != nil {
+			return nil, err
+		}
+		if _, ok := seen[t]; !ok {
+			seen[t] = struct{}{}
+			unique = append(unique, t)
+		}
+	}
+	if len(unique) == 0 {
+		return map[string]string{}, nil
+	}
+	now := nowString()
+	rows := make([]gormVaultRecord, 0, len(unique))
+	for chunk := range slices.Chunk(unique, tokensReadChunk) {
+		var part []gormVaultRecord
+		err := s.vault(ctx).
+			Where(COLUMN_VAULT_TOKEN+" IN ?", chunk).
+			Where(COLUMN_SOFT_DELETED_AT+" > ?", now).
+			Find(&part).Error
+		if err != nil {
+			return nil, fmt.Errorf("vaultstore: failed to read tokens: %w", err)
+		}
+		rows = append(rows, part...)
+	}
+	for _, r := range rows {
+		delete(seen, r.Token)
+	}
+	if len(seen) > 0 {
+		missing := slices.Sorted(func(yield func(string) bool) {
+			for t := range seen {
+				if !yield(t) {
+					return
+				}
+			}
+		})
+		return nil, fmt.Errorf("%w: tokens %s", ErrRecordNotFound, quoteList(missing))
+	}
+	out := make(map[string]string, len(rows))
+	for _, r := range rows {
+		if isExpired(r.Expires, now) {
+			continue
+		}
+		v, err := s.decrypt(r.Value, password, r.Token)
+		if err != nil {
+			return nil, fmt.Errorf("token %q: %w", r.Token, err)
+		}
+		out[r.Token] = v
+	}
+	return out, nil
+}
+
+func quoteList(items []string) string {
+	q := make([]string, len(items))
+	for i, s := range items {
+		q[i] = fmt.Sprintf("%q", s)
+	}
+	return strings.Join(q, ", ")
+}
+
+// TokensReadToResolvedMap resolves a map of key to token into a map of key
+// to value, reading all tokens with TokensRead. Keys may share a token.
+// Keys whose token has expired are left out; empty values are kept.
+func (s *Store) TokensReadToResolvedMap(ctx context.Context, keyTokenMap map[string]string, password string) (map[string]string, error) {
+	tokens := make([]string, 0, len(keyTokenMap))
+	for _, t := range keyTokenMap {
+		tokens = append(tokens, t)
+	}
+	values, err := s.TokensRead(ctx, tokens, password)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(keyTokenMap))
+	for k, t := range keyTokenMap {
+		if v, ok := values[t]; ok {
+			out[k] = v
+		}
+	}
+	return out, nil
+}
+
+// compareAndSetValue replaces a row's value only if it still holds the value
+// read earlier, so that a concurrent write is never overwritten.
+func (s *Store) compareAndSetValue(db *gorm.DB, id, old, updated string) (bool, error) {
+	res := db.Table(s.vaultTable).
+		Where(COLUMN_ID+" = ? AND "+COLUMN_VAULT_VALUE+" = ?", id, old).
+		Updates(map[string]any{COLUMN_VAULT_VALUE: updated, COLUMN_UPDATED_AT: nowString()})
+	if res.Error != nil {
+		return false, res.Error
+	}
+	return res.RowsAffected > 0, nil
+}
