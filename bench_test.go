@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"runtime"
+	"sync/atomic"
 	"testing"
 
 	"github.com/vaultstore/vaultstore"
@@ -85,5 +86,121 @@ func BenchmarkTokensExpiredDelete(b *testing.B) {
 		if err != nil || n != int64(want) {
 			b.Fatalf("deleted %d, %v; want %d", n, err, want)
 		}
+	}
+}
+
+// benchModes are the ways a store can spend key derivations: v3 (the
+// default), v2 with the cache, and v2 without it, which does what the
+// original VaultStore does (one Argon2id per create and per read).
+var benchModes = []struct {
+	name   string
+	modify func(*vaultstore.NewStoreOptions)
+}{
+	{"v3", func(*vaultstore.NewStoreOptions) {}},
+	{"v2", writeV2},
+	{"v2-nocache", func(o *vaultstore.NewStoreOptions) { writeV2(o); o.KeyCacheSize = -1 }},
+}
+
+// benchStore is a store on a file-backed SQLite database in WAL mode with
+// DefaultCryptoConfig: the settings an application ships with.
+func benchStore(b *testing.B, modify func(*vaultstore.NewStoreOptions)) *vaultstore.Store {
+	b.Helper()
+	return newStore(b, openFileSQLite(b), func(o *vaultstore.NewStoreOptions) {
+		o.CryptoConfig = vaultstore.DefaultCryptoConfig()
+		modify(o)
+	})
+}
+
+func BenchmarkTokenCreate(b *testing.B) {
+	for _, m := range benchModes {
+		b.Run(m.name, func(b *testing.B) {
+			s := benchStore(b, m.modify)
+			ctx := context.Background()
+			for b.Loop() {
+				if _, err := s.TokenCreate(ctx, "sk_live_51H8example", testPassword, 24); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkTokenRead(b *testing.B) {
+	for _, m := range benchModes {
+		b.Run(m.name, func(b *testing.B) {
+			s := benchStore(b, m.modify)
+			ctx := context.Background()
+			tok, err := s.TokenCreate(ctx, "sk_live_51H8example", testPassword, 24)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				if _, err := s.TokenRead(ctx, tok, testPassword); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkTokensRead20 reads 20 tokens in one call; the cache is emptied
+// between calls only in the v2-nocache mode, by construction.
+func BenchmarkTokensRead20(b *testing.B) {
+	for _, m := range benchModes {
+		b.Run(m.name, func(b *testing.B) {
+			s := benchStore(b, m.modify)
+			ctx := context.Background()
+			tokens := make([]string, 20)
+			for i := range tokens {
+				tok, err := s.TokenCreate(ctx, fmt.Sprint("value ", i), testPassword, 24)
+				if err != nil {
+					b.Fatal(err)
+				}
+				tokens[i] = tok
+			}
+			for b.Loop() {
+				if got, err := s.TokensRead(ctx, tokens, testPassword); err != nil || len(got) != 20 {
+					b.Fatal(len(got), err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkTokenReadParallel16 reads from 16 goroutines at once and reports
+// how much memory the process took from the OS meanwhile (sys-MiB): the
+// KDF bound, not the number of readers, must set it.
+func BenchmarkTokenReadParallel16(b *testing.B) {
+	for _, m := range benchModes {
+		b.Run(m.name, func(b *testing.B) {
+			s := benchStore(b, m.modify)
+			ctx := context.Background()
+			tokens := make([]string, 16)
+			for i := range tokens {
+				tok, err := s.TokenCreate(ctx, fmt.Sprint("value ", i), testPassword, 24)
+				if err != nil {
+					b.Fatal(err)
+				}
+				tokens[i] = tok
+			}
+			runtime.GC()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			b.SetParallelism(max(1, 16/runtime.GOMAXPROCS(0)))
+			var next atomic.Int64
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				tok := tokens[next.Add(1)%16]
+				for pb.Next() {
+					if _, err := s.TokenRead(ctx, tok, testPassword); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			runtime.ReadMemStats(&after)
+			b.ReportMetric(float64(after.Sys-before.Sys)/(1<<20), "sys-MiB")
+		})
 	}
 }

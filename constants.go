@@ -74,9 +74,18 @@ const VAULT_SETTINGS_ID = "settings"
 const (
 	ENCRYPTION_VERSION_V1 = "v1"
 	ENCRYPTION_VERSION_V2 = "v2"
+	ENCRYPTION_VERSION_V3 = "v3"
 	ENCRYPTION_PREFIX_V1  = ENCRYPTION_VERSION_V1 + ":"
 	ENCRYPTION_PREFIX_V2  = ENCRYPTION_VERSION_V2 + ":"
+	ENCRYPTION_PREFIX_V3  = ENCRYPTION_VERSION_V3 + ":"
 )
+
+// META_KEY_VAULT_SALT is the vault setting that holds the v3 vault salt,
+// 16 random bytes in base64url, made when the first v3 value is written.
+// Changing or deleting it does not affect stored values, which carry their
+// salt; new values would then be written under a second salt and cost a
+// second key derivation per password.
+const META_KEY_VAULT_SALT = "v3_vault_salt"
 
 // Sizes of the v2 format and the default Argon2id parameters, as published
 // by the original VaultStore.

@@ -4,8 +4,9 @@
 // The application stores a value with a password and gets back an opaque
 // token ("tk_…"); later it reads, updates, renews, expires, soft-deletes or
 // deletes the value by its token, or re-encrypts every value of one password
-// under another. Values are encrypted with AES-GCM under a key derived from
-// the password with Argon2id; the database holds only ciphertext.
+// under another. Values are encrypted with AES-256-GCM under keys derived
+// from the password with Argon2id and HKDF; the database holds only
+// ciphertext.
 //
 //	store, err := vaultstore.NewStore(vaultstore.NewStoreOptions{
 //		VaultTableName:     "vault",
@@ -34,8 +35,7 @@
 // tokens, timestamps and row counts, never a value or a password. Each value
 // is sealed with AES-GCM, so a changed byte fails to open
 // (ErrDecryptionFailed) rather than yielding a different value. Passwords
-// are never stored (unless password identities are enabled, which keeps an
-// Argon2id hash); they, derived keys and plaintexts never appear in errors,
+// are never stored; they, derived keys and plaintexts never appear in errors,
 // in the String form of records or in the debug log, which shows statements
 // with placeholders and never their bound values.
 //
@@ -56,12 +56,25 @@
 // processes may share one database. Single-row changes are single
 // statements; creation of a token is decided by the database's unique index,
 // so concurrent creators of one custom token see exactly one success. The
-// package starts no goroutine and prints nothing unless debugging is
+// package starts no background goroutine (batch reads and rotation use
+// workers that end with the call) and prints nothing unless debugging is
 // enabled.
+//
+// # Formats and key derivation
+//
+// New values are written in the v3 format: the Argon2id key of a password is
+// derived once per vault and cached in memory (see
+// NewStoreOptions.KeyCacheSize), each value gets its own AES key through
+// HKDF, carries its Argon2id parameters, is bound to its token, and tells a
+// wrong password (ErrInvalidPassword) from damage (ErrDecryptionFailed).
+// After the first derivation, reads and writes cost microseconds instead of
+// a full Argon2id run each. docs/encryption.md specifies the format.
 //
 // # Compatibility
 //
 // Values written by the original VaultStore in its v1 and v2 formats are
 // read as they are. A v2 value records no parameters, so it opens only with
-// the CryptoConfig that wrote it.
+// the CryptoConfig that wrote it. NewStoreOptions.EncryptionVersion "v2"
+// keeps writing the original's format while old and new releases share a
+// database.
 package vaultstore

@@ -28,6 +28,28 @@
 //
 // The original writer pads inner with random alphanumerics to a power of two
 // of at least 128 bytes; the reader needs only N.
+//
+// v3, written by default and read (docs/encryption.md has the rationale):
+//
+//	"v3:" base64( header | commitment | ciphertext | tag )
+//	header = 3 | 1 | iterations | memory KiB | parallelism | 32 | vault salt | record salt | nonce
+//	bytes:   1   1   4 (BE)       4 (BE)       1             1    16           16            12   = 56
+//	commitment 32 bytes, tag 16 bytes
+//
+//	KEK        = Argon2id(password, vault salt, iterations, memory, parallelism, 32)
+//	PRK        = HKDF-Extract(SHA-256, salt = record salt, ikm = KEK)
+//	key        = HKDF-Expand(PRK, "vaultstore v3 enc", 32)
+//	commitment = HKDF-Expand(PRK, "vaultstore v3 commit", 32)
+//	sealed     = AES-256-GCM-Seal(key, nonce, value, ad = header | token)
+//
+// The KEK depends only on the password and the vault, so it is derived once
+// and cached; the record salt gives every value its own AES key, which keeps
+// random nonces safe however many values one KEK seals. The commitment tells
+// a wrong password (ErrInvalidPassword) from a damaged value
+// (ErrDecryptionFailed), and binds the value to one key (key commitment),
+// so no crafted value opens to different plaintexts under two passwords.
+// The token in the associated data means a value copied onto another token
+// does not open.
 
 package vaultstore
 
@@ -35,11 +57,13 @@ import (
 	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/md5"
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -54,10 +78,6 @@ import (
 // two) and 4/3 twice more (two base64 layers), about 3.6x in all. v2 adds
 // only a third.
 const maxStoredValueLen = 4 * MaxValueSize
-
-// formatV3 is reserved for the next format; until it is implemented its
-// values are refused rather than mistaken for v1.
-const formatV3 = "v3"
 
 // v1KeyLen is the length of the hex pad v1Key produces.
 const v1KeyLen = 40 + 64 + 64 + 32
@@ -120,6 +140,12 @@ func newGCM(key []byte) (cipher.AEAD, error) {
 // gives every value its own key, which is what makes random 96-bit nonces
 // safe (SP 800-38D section 8.3 limits invocations per key).
 func encryptV2(plaintext, password string, cfg *CryptoConfig, random io.Reader) (string, error) {
+	return encryptV2With(plaintext, password, cfg, random, deriveDirect)
+}
+
+// encryptV2With is encryptV2 with the key derivation supplied, so that the
+// store can bound how many run at once.
+func encryptV2With(plaintext, password string, cfg *CryptoConfig, random io.Reader, keys keySource) (string, error) {
 	if err := checkV2Config(cfg); err != nil {
 		return "", err
 	}
@@ -138,8 +164,10 @@ func encryptV2(plaintext, password string, cfg *CryptoConfig, random io.Reader) 
 	}
 	salt, nonce := buf[:cfg.SaltSize], buf[cfg.SaltSize:head]
 
-	key := deriveArgon2id(password, salt, paramsFromConfig(cfg))
-	defer clear(key)
+	key, err := keys(password, salt, paramsFromConfig(cfg))
+	if err != nil {
+		return "", err
+	}
 	gcm, err := newGCM(key)
 	if err != nil {
 		return "", err
@@ -199,6 +227,7 @@ func (v v2Value) open(key []byte) (string, error) {
 	return string(pt), nil
 }
 
+// decryptV2 opens a v2 value with a key derived on the spot.
 func decryptV2(stored, password string, cfg *CryptoConfig) (string, error) {
 	v, err := parseV2(stored, cfg)
 	if err != nil {
@@ -355,7 +384,7 @@ func valueVersion(stored string) (string, error) {
 		return ENCRYPTION_VERSION_V1, nil
 	}
 	switch v := stored[:digits+1]; v {
-	case ENCRYPTION_VERSION_V1, ENCRYPTION_VERSION_V2, formatV3:
+	case ENCRYPTION_VERSION_V1, ENCRYPTION_VERSION_V2, ENCRYPTION_VERSION_V3:
 		return v, nil
 	default:
 		if digits > 8 {
@@ -365,9 +394,204 @@ func valueVersion(stored string) (string, error) {
 	}
 }
 
+// v3 layout. The sizes are fixed by the format, not by CryptoConfig.
+const (
+	v3Version      = 3
+	v3KDFArgon2id  = 1
+	v3KeyLen       = 32
+	v3SaltLen      = 16
+	v3NonceLen     = 12
+	v3TagLen       = 16
+	v3CommitLen    = 32
+	v3HeaderLen    = 1 + 1 + 4 + 4 + 1 + 1 + v3SaltLen + v3SaltLen + v3NonceLen
+	v3MinLen       = v3HeaderLen + v3CommitLen + v3TagLen
+	v3InfoEncrypt  = "vaultstore v3 enc"
+	v3InfoCommit   = "vaultstore v3 commit"
+	v3ParamsOffset = 2
+)
+
+// v3Params are the Argon2id parameters a v3 value is written with: those of
+// cfg, with the KEK length the format fixes.
+func v3Params(cfg *CryptoConfig) argon2Params {
+	p := paramsFromConfig(cfg)
+	p.KeyLength = v3KeyLen
+	return p
+}
+
+// checkArgon2Bounds refuses parameters read from a stored value before
+// anything is derived from them: a crafted row must not be able to make a
+// read allocate gigabytes or spin for minutes, nor make argon2 panic.
+func checkArgon2Bounds(p argon2Params) error {
+	switch {
+	case p.Iterations < 1 || p.Iterations > MaxArgon2Iterations:
+		return decryptionErrorf("v3 value asks for %d Argon2 iterations, outside 1..%d", p.Iterations, MaxArgon2Iterations)
+	case p.Parallelism < 1 || int(p.Parallelism) > MaxArgon2Parallelism:
+		return decryptionErrorf("v3 value asks for Argon2 parallelism %d, outside 1..%d", p.Parallelism, MaxArgon2Parallelism)
+	case p.MemoryKiB < 8*uint32(p.Parallelism) || p.MemoryKiB > MaxArgon2Memory:
+		return decryptionErrorf("v3 value asks for %d KiB of Argon2 memory, outside %d..%d", p.MemoryKiB, 8*uint32(p.Parallelism), MaxArgon2Memory)
+	case p.KeyLength != v3KeyLen:
+		return decryptionErrorf("v3 value asks for a %d-byte key, not %d", p.KeyLength, v3KeyLen)
+	}
+	return nil
+}
+
+// v3Keys expands the per-value encryption key and commitment from the KEK.
+func v3Keys(kek, recordSalt []byte) (key, commitment []byte, err error) {
+	prk, err := hkdf.Extract(sha256.New, kek, recordSalt)
+	if err != nil {
+		return nil, nil, fmt.Errorf("vaultstore: HKDF extract: %w", err)
+	}
+	defer clear(prk)
+	key, err = hkdf.Expand(sha256.New, prk, v3InfoEncrypt, v3KeyLen)
+	if err != nil {
+		return nil, nil, fmt.Errorf("vaultstore: HKDF expand: %w", err)
+	}
+	commitment, err = hkdf.Expand(sha256.New, prk, v3InfoCommit, v3CommitLen)
+	if err != nil {
+		clear(key)
+		return nil, nil, fmt.Errorf("vaultstore: HKDF expand: %w", err)
+	}
+	return key, commitment, nil
+}
+
+// v3AD is the associated data: the header, then the token.
+func v3AD(header []byte, token string) []byte {
+	ad := make([]byte, 0, len(header)+len(token))
+	return append(append(ad, header...), token...)
+}
+
+// encryptV3 seals plaintext for token under kek, the key derived from the
+// password and vaultSalt with p. Record salt and nonce come from random.
+func encryptV3(plaintext, token string, kek []byte, p argon2Params, vaultSalt []byte, random io.Reader) (string, error) {
+	if len(plaintext) > MaxValueSize {
+		return "", validationErrorf("value is %d bytes, more than the %d allowed", len(plaintext), MaxValueSize)
+	}
+	if len(kek) != v3KeyLen || len(vaultSalt) != v3SaltLen {
+		return "", validationErrorf("v3 needs a %d-byte key and a %d-byte vault salt", v3KeyLen, v3SaltLen)
+	}
+	if err := checkArgon2Bounds(p); err != nil {
+		return "", validationErrorf("CryptoConfig cannot write v3 values: %v", err)
+	}
+	if random == nil {
+		return "", validationErrorf("no source of randomness")
+	}
+	buf := make([]byte, v3HeaderLen+v3CommitLen, v3HeaderLen+v3CommitLen+len(plaintext)+v3TagLen)
+	buf[0] = v3Version
+	buf[1] = v3KDFArgon2id
+	binary.BigEndian.PutUint32(buf[2:], p.Iterations)
+	binary.BigEndian.PutUint32(buf[6:], p.MemoryKiB)
+	buf[10] = p.Parallelism
+	buf[11] = v3KeyLen
+	copy(buf[12:28], vaultSalt)
+	if _, err := io.ReadFull(random, buf[28:v3HeaderLen]); err != nil {
+		return "", fmt.Errorf("vaultstore: cannot read random salt and nonce: %w", err)
+	}
+	header := buf[:v3HeaderLen]
+	recordSalt, nonce := buf[28:44], buf[44:v3HeaderLen]
+
+	key, commitment, err := v3Keys(kek, recordSalt)
+	if err != nil {
+		return "", err
+	}
+	defer clear(key)
+	copy(buf[v3HeaderLen:], commitment)
+	gcm, err := newGCM(key)
+	if err != nil {
+		return "", err
+	}
+	out := gcm.Seal(buf, nonce, []byte(plaintext), v3AD(header, token))
+	return ENCRYPTION_PREFIX_V3 + b64.EncodeToString(out), nil
+}
+
+// v3Value is a parsed v3 value; its slices alias the decoded bytes.
+type v3Value struct {
+	params     argon2Params
+	header     []byte
+	vaultSalt  []byte
+	recordSalt []byte
+	nonce      []byte
+	commitment []byte
+	sealed     []byte // ciphertext‖tag
+}
+
+// parseV3 checks the structure and parameters of a v3 value without
+// deriving anything.
+func parseV3(stored string) (v3Value, error) {
+	if len(stored) > maxStoredValueLen {
+		return v3Value{}, decryptionErrorf("stored value is %d bytes, more than the %d allowed", len(stored), maxStoredValueLen)
+	}
+	body, ok := strings.CutPrefix(stored, ENCRYPTION_PREFIX_V3)
+	if !ok {
+		return v3Value{}, decryptionErrorf("value is not in the v3 format")
+	}
+	raw, err := decodeBase64(body)
+	if err != nil {
+		return v3Value{}, decryptionErrorf("v3 value is not valid base64url: %v", err)
+	}
+	if len(raw) < v3MinLen {
+		return v3Value{}, decryptionErrorf("v3 value is %d bytes, shorter than the %d of header, commitment and tag", len(raw), v3MinLen)
+	}
+	if raw[0] != v3Version {
+		return v3Value{}, decryptionErrorf("v3 value has version byte %d", raw[0])
+	}
+	if raw[1] != v3KDFArgon2id {
+		return v3Value{}, decryptionErrorf("v3 value names unknown KDF %d", raw[1])
+	}
+	p := argon2Params{
+		Iterations:  binary.BigEndian.Uint32(raw[2:]),
+		MemoryKiB:   binary.BigEndian.Uint32(raw[6:]),
+		Parallelism: raw[10],
+		KeyLength:   uint32(raw[11]),
+	}
+	if err := checkArgon2Bounds(p); err != nil {
+		return v3Value{}, err
+	}
+	return v3Value{
+		params:     p,
+		header:     raw[:v3HeaderLen:v3HeaderLen],
+		vaultSalt:  raw[12:28:28],
+		recordSalt: raw[28:44:44],
+		nonce:      raw[44:v3HeaderLen:v3HeaderLen],
+		commitment: raw[v3HeaderLen : v3HeaderLen+v3CommitLen : v3HeaderLen+v3CommitLen],
+		sealed:     raw[v3HeaderLen+v3CommitLen:],
+	}, nil
+}
+
+// open checks the commitment, then authenticates and decrypts for token.
+func (v v3Value) open(kek []byte, token string) (string, error) {
+	key, commitment, err := v3Keys(kek, v.recordSalt)
+	if err != nil {
+		return "", err
+	}
+	defer clear(key)
+	if subtle.ConstantTimeCompare(commitment, v.commitment) != 1 {
+		return "", passwordMismatch
+	}
+	gcm, err := newGCM(key)
+	if err != nil {
+		return "", err
+	}
+	pt, err := gcm.Open(nil, v.nonce, v.sealed, v3AD(v.header, token))
+	if err != nil {
+		return "", decryptionErrorf("v3 value fails authentication: it was changed or belongs to another token")
+	}
+	defer clear(pt)
+	return string(pt), nil
+}
+
+// keySource derives (or recalls) a key; the store passes its cache, tests
+// may pass direct derivation. The returned key must not be modified.
+type keySource func(password string, salt []byte, p argon2Params) ([]byte, error)
+
+// deriveDirect is a keySource without cache or bounds.
+func deriveDirect(password string, salt []byte, p argon2Params) ([]byte, error) {
+	return deriveArgon2id(password, salt, p), nil
+}
+
 // decryptValue is the one entry point for reads; a new format is one more
-// case in the switch.
-func decryptValue(stored, password string, cfg *CryptoConfig) (string, error) {
+// case in the switch. token is the token the value is stored under (only v3
+// binds it); cfg gives the parameters of v2 values, which do not carry them.
+func decryptValue(stored, password, token string, cfg *CryptoConfig, keys keySource) (string, error) {
 	if len(stored) > maxStoredValueLen {
 		return "", decryptionErrorf("stored value is %d bytes, more than the %d allowed", len(stored), maxStoredValueLen)
 	}
@@ -379,9 +603,25 @@ func decryptValue(stored, password string, cfg *CryptoConfig) (string, error) {
 	case ENCRYPTION_VERSION_V1:
 		return decryptV1(stored, password)
 	case ENCRYPTION_VERSION_V2:
-		return decryptV2(stored, password, cfg)
-	case formatV3:
-		return "", decryptionErrorf("unsupported format %s", formatV3)
+		v, err := parseV2(stored, cfg)
+		if err != nil {
+			return "", err
+		}
+		key, err := keys(password, v.salt, paramsFromConfig(cfg))
+		if err != nil {
+			return "", err
+		}
+		return v.open(key)
+	case ENCRYPTION_VERSION_V3:
+		v, err := parseV3(stored)
+		if err != nil {
+			return "", err
+		}
+		kek, err := keys(password, v.vaultSalt, v.params)
+		if err != nil {
+			return "", err
+		}
+		return v.open(kek, token)
 	default:
 		return "", decryptionErrorf("unsupported format %q", version)
 	}

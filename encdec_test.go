@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	mathrand "math/rand/v2"
 	"os"
@@ -140,7 +143,7 @@ func TestVectors(t *testing.T) {
 			if got, err := valueVersion(v.StoredValue); err != nil || got != v.Format {
 				t.Fatalf("valueVersion = %q, %v; want %q", got, err, v.Format)
 			}
-			got, err := decryptValue(v.StoredValue, v.Password, cfg)
+			got, err := decryptValueDirect(v.StoredValue, v.Password, cfg)
 			if err != nil {
 				t.Fatalf("decryptValue: %v", err)
 			}
@@ -148,14 +151,14 @@ func TestVectors(t *testing.T) {
 
 			if v.Format == "v1" {
 				// The original defined "v1:" for these values; both spellings read.
-				got, err := decryptValue(ENCRYPTION_PREFIX_V1+v.StoredValue, v.Password, cfg)
+				got, err := decryptValueDirect(ENCRYPTION_PREFIX_V1+v.StoredValue, v.Password, cfg)
 				if err != nil {
 					t.Fatalf("with v1: prefix: %v", err)
 				}
 				v.checkPlaintext(t, got)
 			}
 
-			_, err = decryptValue(v.StoredValue, v.Password+"x", cfg)
+			_, err = decryptValueDirect(v.StoredValue, v.Password+"x", cfg)
 			if !errors.Is(err, ErrInvalidPassword) || !errors.Is(err, ErrDecryptionFailed) {
 				t.Errorf("wrong password: err = %v, want one matching ErrInvalidPassword and ErrDecryptionFailed", err)
 			}
@@ -170,7 +173,7 @@ func TestVectorV2OpensOnlyWithItsConfig(t *testing.T) {
 		if v.Format != "v2" || v.Label != "custom-token" {
 			continue
 		}
-		_, err := decryptValue(v.StoredValue, v.Password, DefaultCryptoConfig())
+		_, err := decryptValueDirect(v.StoredValue, v.Password, DefaultCryptoConfig())
 		if err != errOpenFailed {
 			t.Errorf("err = %v, want errOpenFailed", err)
 		}
@@ -244,7 +247,7 @@ func TestEncdecV2RoundTrip(t *testing.T) {
 				if v, err := valueVersion(stored); err != nil || v != "v2" {
 					t.Errorf("valueVersion = %q, %v", v, err)
 				}
-				got, err := decryptValue(stored, "round-trip password", cfg)
+				got, err := decryptValueDirect(stored, "round-trip password", cfg)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -442,7 +445,7 @@ func TestV2Malformed(t *testing.T) {
 			f    func() error
 		}{
 			{"decryptV2", func() error { _, err := decryptV2(stored, "pw", cfg); return err }},
-			{"decryptValue", func() error { _, err := decryptValue(stored, "pw", cfg); return err }},
+			{"decryptValue", func() error { _, err := decryptValueDirect(stored, "pw", cfg); return err }},
 		} {
 			if name == "no prefix" && fn.name == "decryptValue" {
 				continue // read as v1, covered there
@@ -480,7 +483,7 @@ func TestEncdecV2BadArguments(t *testing.T) {
 		"encrypt nil random":     func() error { _, err := encryptV2("v", "pw", cfg, nil); return err },
 		"encrypt oversize value": func() error { _, err := encryptV2(oversize, "pw", cfg, rand.Reader); return err },
 		"decrypt nil config":     func() error { _, err := decryptV2("v2:", "pw", nil); return err },
-		"decrypt broken config":  func() error { _, err := decryptValue("v2:AAAA", "pw", broken); return err },
+		"decrypt broken config":  func() error { _, err := decryptValueDirect("v2:AAAA", "pw", broken); return err },
 		"open with short key": func() error {
 			_, err := (v2Value{nonce: make([]byte, 12), sealed: make([]byte, 16)}).open(make([]byte, 7))
 			return err
@@ -634,7 +637,7 @@ func TestV1RoundTrip(t *testing.T) {
 	} {
 		stored := encodeV1ForTest(value, "v1 password", rng)
 		for _, s := range []string{stored, ENCRYPTION_PREFIX_V1 + stored} {
-			got, err := decryptValue(s, "v1 password", tinyConfig())
+			got, err := decryptValueDirect(s, "v1 password", tinyConfig())
 			if err != nil || got != string(value) {
 				t.Errorf("%s: decryptValue = %d bytes, %v", name, len(got), err)
 			}
@@ -768,12 +771,12 @@ func TestEncdecValueVersion(t *testing.T) {
 		if !errors.Is(err, ErrDecryptionFailed) || !strings.Contains(err.Error(), "unknown format") {
 			t.Errorf("valueVersion(%q): err = %v", stored, err)
 		}
-		if _, err2 := decryptValue(stored, "pw", tinyConfig()); !errors.Is(err2, ErrDecryptionFailed) || errors.Is(err2, ErrInvalidPassword) {
-			t.Errorf("decryptValue(%q): err = %v", stored, err2)
+		if _, err2 := decryptValueDirect(stored, "pw", tinyConfig()); !errors.Is(err2, ErrDecryptionFailed) || errors.Is(err2, ErrInvalidPassword) {
+			t.Errorf("decryptValueDirect(%q): err = %v", stored, err2)
 		}
 	}
-	_, err := decryptValue("v3:AAAA", "pw", tinyConfig())
-	if !errors.Is(err, ErrDecryptionFailed) || errors.Is(err, ErrInvalidPassword) || !strings.Contains(err.Error(), "unsupported format") {
+	_, err := decryptValueDirect("v3:AAAA", "pw", tinyConfig())
+	if !errors.Is(err, ErrDecryptionFailed) || errors.Is(err, ErrInvalidPassword) {
 		t.Errorf("v3: err = %v", err)
 	}
 }
@@ -807,7 +810,7 @@ func TestEncdecSizeLimit(t *testing.T) {
 		"v1": strings.Repeat("!", maxStoredValueLen+1),
 		"v2": "v2:" + strings.Repeat("!", maxStoredValueLen),
 	} {
-		_, err := decryptValue(stored, "pw", tinyConfig())
+		_, err := decryptValueDirect(stored, "pw", tinyConfig())
 		if !errors.Is(err, ErrDecryptionFailed) || !strings.Contains(err.Error(), "allowed") {
 			t.Errorf("%s: err = %v", name, err)
 		}
@@ -840,18 +843,18 @@ func TestEncdecErrorsDoNotLeak(t *testing.T) {
 	var errs []error
 	add := func(_ string, err error) { errs = append(errs, err) }
 	for _, pw := range []string{password + "x", "x" + password, ""} {
-		add(decryptValue(v2, pw, cfg))
-		add(decryptValue(v1, pw, cfg))
+		add(decryptValueDirect(v2, pw, cfg))
+		add(decryptValueDirect(v1, pw, cfg))
 	}
-	add(decryptValue("v2:"+base64.URLEncoding.EncodeToString(flipped), password, cfg))
-	add(decryptValue(v2, password, DefaultCryptoConfig()))
-	add(decryptValue(password, password, cfg))
-	add(decryptValue(plaintext, password, cfg))
-	add(decryptValue("v2:"+password, password, cfg))
-	add(decryptValue("v9:"+password, password, cfg))
-	add(decryptValue("v1:"+plaintext+"=", password, cfg))
-	add(decryptValue(wrapV1ForTest([]byte("99_"+plaintext), password), password, cfg))
-	add(decryptValue(wrapV1ForTest([]byte(plaintext), password), password, cfg))
+	add(decryptValueDirect("v2:"+base64.URLEncoding.EncodeToString(flipped), password, cfg))
+	add(decryptValueDirect(v2, password, DefaultCryptoConfig()))
+	add(decryptValueDirect(password, password, cfg))
+	add(decryptValueDirect(plaintext, password, cfg))
+	add(decryptValueDirect("v2:"+password, password, cfg))
+	add(decryptValueDirect("v9:"+password, password, cfg))
+	add(decryptValueDirect("v1:"+plaintext+"=", password, cfg))
+	add(decryptValueDirect(wrapV1ForTest([]byte("99_"+plaintext), password), password, cfg))
+	add(decryptValueDirect(wrapV1ForTest([]byte(plaintext), password), password, cfg))
 	add(encryptV2(strings.Repeat(plaintext, MaxValueSize/len(plaintext)+1), password, cfg, rand.Reader))
 	add(encryptV2(plaintext, password, nil, rand.Reader))
 	add(encryptV2(plaintext, password, cfg, iotest.ErrReader(errors.New("no entropy"))))
@@ -979,7 +982,7 @@ func FuzzDecryptValue(f *testing.F) {
 		f.Add(s, "fz")
 	}
 	f.Fuzz(func(t *testing.T, stored, password string) {
-		_, err := decryptValue(stored, password, cfg)
+		_, err := decryptValue(stored, password, "tk_fuzz", cfg, cheapKeys)
 		checkFuzzError(t, err)
 		version, verr := valueVersion(stored)
 		switch {
@@ -987,12 +990,275 @@ func FuzzDecryptValue(f *testing.F) {
 			if err == nil || errors.Is(err, ErrInvalidPassword) {
 				t.Fatalf("unknown version %v read as %v", verr, err)
 			}
-		case version == formatV3:
-			if err == nil {
-				t.Fatal("a v3 value opened")
-			}
-		case version != ENCRYPTION_VERSION_V1 && version != ENCRYPTION_VERSION_V2:
+		case version != ENCRYPTION_VERSION_V1 && version != ENCRYPTION_VERSION_V2 && version != ENCRYPTION_VERSION_V3:
 			t.Fatalf("valueVersion = %q", version)
 		}
 	})
 }
+
+// decryptValueDirect reads a value with keys derived on the spot and no
+// token, as the v1 and v2 vectors need.
+func decryptValueDirect(stored, password string, cfg *CryptoConfig) (string, error) {
+	return decryptValue(stored, password, "", cfg, deriveDirect)
+}
+
+// cheapKeys stands in for Argon2id where a test or fuzz target exercises
+// everything around the derivation: a hash of its inputs, as long as asked.
+// It refuses lengths no format uses, as a guard against a parser that lets
+// one through.
+func cheapKeys(password string, salt []byte, p argon2Params) ([]byte, error) {
+	if p.KeyLength != 16 && p.KeyLength != 24 && p.KeyLength != 32 {
+		return nil, fmt.Errorf("cheapKeys: key length %d", p.KeyLength)
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%d/%d/%d/%q/", p.Iterations, p.MemoryKiB, p.Parallelism, password)
+	h.Write(salt)
+	return h.Sum(nil)[:p.KeyLength], nil
+}
+
+// ---------------------------------------------------------------------------
+// v3
+
+var v3TestParams = argon2Params{Iterations: 1, MemoryKiB: 8, Parallelism: 1, KeyLength: v3KeyLen}
+
+func v3TestValue(t testing.TB, plaintext, password, token string, random io.Reader) (stored string, vaultSalt []byte) {
+	t.Helper()
+	vaultSalt = bytes.Repeat([]byte{0x5a}, v3SaltLen)
+	kek := deriveArgon2id(password, vaultSalt, v3TestParams)
+	stored, err := encryptV3(plaintext, token, kek, v3TestParams, vaultSalt, random)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stored, vaultSalt
+}
+
+func TestV3RoundTrip(t *testing.T) {
+	for _, plaintext := range []string{"", "x", "sk_live_51H8example", strings.Repeat("ü", 5000)} {
+		stored, _ := v3TestValue(t, plaintext, "pw", "tk_abc", rand.Reader)
+		if !strings.HasPrefix(stored, ENCRYPTION_PREFIX_V3) {
+			t.Fatalf("stored = %q", stored)
+		}
+		got, err := decryptValue(stored, "pw", "tk_abc", tinyConfig(), deriveDirect)
+		if err != nil || got != plaintext {
+			t.Fatalf("round trip of %d bytes = %d bytes, %v", len(plaintext), len(got), err)
+		}
+	}
+}
+
+// TestV3IndependentDecoder opens a value with a decoder written from the
+// format description alone (stdlib and x/crypto, no package code), and
+// checks every header field, so the documented layout is the real one.
+func TestV3IndependentDecoder(t *testing.T) {
+	stored, vaultSalt := v3TestValue(t, "the plaintext", "pw", "tk_independent", rand.Reader)
+	raw, err := base64.URLEncoding.DecodeString(strings.TrimPrefix(stored, "v3:"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(raw) != 56+32+len("the plaintext")+16 {
+		t.Fatalf("raw length %d", len(raw))
+	}
+	if raw[0] != 3 || raw[1] != 1 || raw[10] != 1 || raw[11] != 32 {
+		t.Fatalf("header bytes % x", raw[:12])
+	}
+	iterations := uint32(raw[2])<<24 | uint32(raw[3])<<16 | uint32(raw[4])<<8 | uint32(raw[5])
+	memory := uint32(raw[6])<<24 | uint32(raw[7])<<16 | uint32(raw[8])<<8 | uint32(raw[9])
+	if iterations != 1 || memory != 8 {
+		t.Fatalf("iterations %d, memory %d", iterations, memory)
+	}
+	if !bytes.Equal(raw[12:28], vaultSalt) {
+		t.Fatal("vault salt not at bytes 12..28")
+	}
+	kek := argon2.IDKey([]byte("pw"), raw[12:28], iterations, memory, raw[10], 32)
+	// HKDF (RFC 5869) by hand with HMAC-SHA256.
+	hmacSum := func(key []byte, parts ...[]byte) []byte {
+		m := hmacNew(key)
+		for _, p := range parts {
+			m.Write(p)
+		}
+		return m.Sum(nil)
+	}
+	prk := hmacSum(raw[28:44], kek)
+	encKey := hmacSum(prk, []byte("vaultstore v3 enc"), []byte{1})
+	commit := hmacSum(prk, []byte("vaultstore v3 commit"), []byte{1})
+	if !bytes.Equal(commit, raw[56:88]) {
+		t.Fatal("commitment differs")
+	}
+	block, _ := aes.NewCipher(encKey)
+	gcm, _ := cipher.NewGCM(block)
+	ad := append(append([]byte{}, raw[:56]...), "tk_independent"...)
+	pt, err := gcm.Open(nil, raw[44:56], raw[88:], ad)
+	if err != nil || string(pt) != "the plaintext" {
+		t.Fatalf("independent open = %q, %v", pt, err)
+	}
+}
+
+// TestV3KnownAnswer pins the format: this value was written by this code
+// with fixed randomness, and must open for as long as v3 exists.
+func TestV3KnownAnswer(t *testing.T) {
+	const stored = v3KnownAnswer
+	got, err := decryptValue(stored, "known answer password", "tk_knownanswer01", tinyConfig(), deriveDirect)
+	if err != nil || got != "known answer plaintext" {
+		t.Errorf("known answer = %q, %v", got, err)
+	}
+	again, _ := v3TestValue(t, "known answer plaintext", "known answer password", "tk_knownanswer01", &countingReader{})
+	if again != stored {
+		t.Errorf("encryptV3 with fixed randomness changed:\n got %s\nwant %s", again, stored)
+	}
+}
+
+const v3KnownAnswer = "v3:AwEAAAABAAAACAEgWlpaWlpaWlpaWlpaWlpaWgABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscB3M-n5wd6D-X-1cekI_M9_EOcrEp9MwIXSTC9pJgK88BMPFhb7FTJhKpii4hiJC3l1C3jYCVqUC4Xq_nsfKQRsboCzUh"
+
+func TestV3ErrorsTellPasswordFromDamage(t *testing.T) {
+	stored, _ := v3TestValue(t, "secret plaintext", "right password", "tk_one", rand.Reader)
+	_, err := decryptValue(stored, "wrong password", "tk_one", tinyConfig(), deriveDirect)
+	if !errors.Is(err, ErrInvalidPassword) || errors.Is(err, ErrDecryptionFailed) {
+		t.Errorf("wrong password: %v, want ErrInvalidPassword only", err)
+	}
+	_, err = decryptValue(stored, "right password", "tk_two", tinyConfig(), deriveDirect)
+	if !errors.Is(err, ErrDecryptionFailed) || errors.Is(err, ErrInvalidPassword) {
+		t.Errorf("other token: %v, want ErrDecryptionFailed only", err)
+	}
+	for _, e := range []error{err} {
+		for _, secret := range []string{"right password", "wrong password", "secret plaintext"} {
+			if strings.Contains(e.Error(), secret) {
+				t.Errorf("error %q contains a secret", e)
+			}
+		}
+	}
+}
+
+// TestV3TamperEveryByte flips each bit of a value in turn. Changes to what
+// feeds the key or the commitment (parameters, salts, commitment) look like
+// a wrong password; changes to what only GCM checks (nonce, ciphertext, tag,
+// the version-free header bytes in the AD) are ErrDecryptionFailed.
+// Nothing ever opens, and nothing panics.
+func TestV3TamperEveryByte(t *testing.T) {
+	vaultSalt := bytes.Repeat([]byte{7}, v3SaltLen)
+	kek, _ := cheapKeys("pw", vaultSalt, v3TestParams)
+	stored, err := encryptV3("tamper me", "tk_t", kek, v3TestParams, vaultSalt, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := b64.DecodeString(strings.TrimPrefix(stored, "v3:"))
+	for i := range raw {
+		for bit := range 8 {
+			b := bytes.Clone(raw)
+			b[i] ^= 1 << bit
+			got, err := decryptValue("v3:"+b64.EncodeToString(b), "pw", "tk_t", tinyConfig(), cheapKeys)
+			if err == nil {
+				t.Fatalf("byte %d bit %d: opened to %q", i, bit, got)
+			}
+			switch {
+			case i >= 44 && i < 56, i >= 88:
+				if !errors.Is(err, ErrDecryptionFailed) || errors.Is(err, ErrInvalidPassword) {
+					t.Fatalf("byte %d bit %d (nonce/ciphertext/tag): %v", i, bit, err)
+				}
+			case i >= 56:
+				if !errors.Is(err, ErrInvalidPassword) {
+					t.Fatalf("byte %d bit %d (commitment): %v", i, bit, err)
+				}
+			default:
+				checkFuzzError(t, err)
+			}
+		}
+	}
+}
+
+// TestV3RefusesCostlyParameters: a crafted header is refused before any
+// key is derived, whatever the password.
+func TestV3RefusesCostlyParameters(t *testing.T) {
+	good, _ := v3TestValue(t, "v", "pw", "tk_c", rand.Reader)
+	raw, _ := b64.DecodeString(strings.TrimPrefix(good, "v3:"))
+	cases := map[string]func(b []byte){
+		"2 GiB memory":     func(b []byte) { binary.BigEndian.PutUint32(b[6:], 2<<20) },
+		"1 GiB + 1 KiB":    func(b []byte) { binary.BigEndian.PutUint32(b[6:], 1<<20+1) },
+		"33 iterations":    func(b []byte) { binary.BigEndian.PutUint32(b[2:], 33) },
+		"4e9 iterations":   func(b []byte) { binary.BigEndian.PutUint32(b[2:], 4e9) },
+		"0 iterations":     func(b []byte) { binary.BigEndian.PutUint32(b[2:], 0) },
+		"parallelism 65":   func(b []byte) { b[10] = 65; binary.BigEndian.PutUint32(b[6:], 65*8) },
+		"parallelism 0":    func(b []byte) { b[10] = 0 },
+		"memory below 8p":  func(b []byte) { b[10] = 4; binary.BigEndian.PutUint32(b[6:], 31) },
+		"key length 16":    func(b []byte) { b[11] = 16 },
+		"version byte 4":   func(b []byte) { b[0] = 4 },
+		"kdf 2":            func(b []byte) { b[1] = 2 },
+		"truncated header": nil,
+	}
+	for name, mutate := range cases {
+		b := bytes.Clone(raw)
+		if mutate == nil {
+			b = b[:v3MinLen-1]
+		} else {
+			mutate(b)
+		}
+		called := false
+		keys := func(string, []byte, argon2Params) ([]byte, error) { called = true; return make([]byte, 32), nil }
+		_, err := decryptValue("v3:"+b64.EncodeToString(b), "pw", "tk_c", tinyConfig(), keys)
+		if !errors.Is(err, ErrDecryptionFailed) || errors.Is(err, ErrInvalidPassword) {
+			t.Errorf("%s: %v, want ErrDecryptionFailed", name, err)
+		}
+		if called {
+			t.Errorf("%s: a key was derived before the value was refused", name)
+		}
+	}
+	// The ceilings themselves are accepted.
+	b := bytes.Clone(raw)
+	binary.BigEndian.PutUint32(b[2:], MaxArgon2Iterations)
+	binary.BigEndian.PutUint32(b[6:], MaxArgon2Memory)
+	b[10] = MaxArgon2Parallelism
+	if _, err := parseV3("v3:" + b64.EncodeToString(b)); err != nil {
+		t.Errorf("parameters at the ceilings: %v", err)
+	}
+}
+
+func TestV3EncryptRejects(t *testing.T) {
+	kek := make([]byte, 32)
+	salt := make([]byte, 16)
+	cases := map[string]func() error{
+		"short kek":  func() error { _, err := encryptV3("v", "t", kek[:16], v3TestParams, salt, rand.Reader); return err },
+		"short salt": func() error { _, err := encryptV3("v", "t", kek, v3TestParams, salt[:8], rand.Reader); return err },
+		"no random":  func() error { _, err := encryptV3("v", "t", kek, v3TestParams, salt, nil); return err },
+		"too large": func() error {
+			_, err := encryptV3(strings.Repeat("x", MaxValueSize+1), "t", kek, v3TestParams, salt, rand.Reader)
+			return err
+		},
+		"bad parameters": func() error {
+			_, err := encryptV3("v", "t", kek, argon2Params{KeyLength: 32}, salt, rand.Reader)
+			return err
+		},
+	}
+	for name, f := range cases {
+		if err := f(); !errors.Is(err, ErrValidationFailed) {
+			t.Errorf("%s: %v, want ErrValidationFailed", name, err)
+		}
+	}
+	if _, err := encryptV3("v", "t", kek, v3TestParams, salt, iotest.ErrReader(io.ErrUnexpectedEOF)); err == nil {
+		t.Error("a failing random source went unnoticed")
+	}
+}
+
+func FuzzDecryptV3(f *testing.F) {
+	vaultSalt := bytes.Repeat([]byte{1}, v3SaltLen)
+	kek, _ := cheapKeys("fz", vaultSalt, v3TestParams)
+	for _, pt := range []string{"", "fuzz", strings.Repeat("z", 300)} {
+		stored, err := encryptV3(pt, "tk_fuzz", kek, v3TestParams, vaultSalt, &countingReader{})
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(stored, "tk_fuzz")
+	}
+	f.Add("v3:", "tk_fuzz")
+	f.Add("v3:AwE=", "")
+	f.Fuzz(func(t *testing.T, stored, token string) {
+		v, err := parseV3(stored)
+		if err == nil {
+			var key []byte
+			if key, err = cheapKeys("fz", v.vaultSalt, v.params); err != nil {
+				t.Fatalf("parseV3 let through %+v: %v", v.params, err)
+			}
+			_, err = v.open(key, token)
+		}
+		checkFuzzError(t, err)
+	})
+}
+
+func hmacNew(key []byte) hash.Hash { return hmac.New(sha256.New, key) }

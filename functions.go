@@ -1,10 +1,13 @@
 package vaultstore
 
 import (
+	"context"
 	"crypto/rand"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -149,4 +152,45 @@ func validateTokenInput(token string) error {
 		}
 	}
 	return nil
+}
+
+// forEachParallel calls fn for 0..n-1 on up to GOMAXPROCS goroutines and
+// returns the first error, after which the remaining calls are skipped and
+// fn's context is cancelled. With n < 2 it runs inline.
+func forEachParallel(ctx context.Context, n int, fn func(ctx context.Context, i int) error) error {
+	if n == 1 {
+		return fn(ctx, 0)
+	}
+	workers := min(runtime.GOMAXPROCS(0), n)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var (
+		next     = make(chan int)
+		once     sync.Once
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	for range workers {
+		wg.Go(func() {
+			for i := range next {
+				if err := fn(ctx, i); err != nil {
+					once.Do(func() { firstErr = err; cancel(err) })
+				}
+			}
+		})
+	}
+feed:
+	for i := range n {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	return ctx.Err()
 }

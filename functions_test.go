@@ -2,8 +2,11 @@ package vaultstore
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -144,5 +147,47 @@ func TestValidateTokenInput(t *testing.T) {
 		if err := validateTokenInput(bad); !errors.Is(err, ErrValidationFailed) {
 			t.Errorf("validateTokenInput(%q) = %v", bad, err)
 		}
+	}
+}
+
+func TestForEachParallel(t *testing.T) {
+	ctx := context.Background()
+	for _, n := range []int{0, 1, 2, 7, 100} {
+		var mu sync.Mutex
+		seen := map[int]int{}
+		err := forEachParallel(ctx, n, func(_ context.Context, i int) error {
+			mu.Lock()
+			seen[i]++
+			mu.Unlock()
+			return nil
+		})
+		if err != nil || len(seen) != n {
+			t.Fatalf("n=%d: %v, %d indexes", n, err, len(seen))
+		}
+		for i, c := range seen {
+			if c != 1 || i < 0 || i >= n {
+				t.Fatalf("n=%d: index %d called %d times", n, i, c)
+			}
+		}
+	}
+	boom := errors.New("boom")
+	var calls atomic.Int64
+	err := forEachParallel(ctx, 10000, func(ctx context.Context, i int) error {
+		calls.Add(1)
+		if i == 3 {
+			return boom
+		}
+		return nil
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("err = %v, want the first error", err)
+	}
+	if calls.Load() == 10000 {
+		t.Error("work went on after an error")
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := forEachParallel(cctx, 10, func(context.Context, int) error { return nil }); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled context: %v", err)
 	}
 }

@@ -179,3 +179,7 @@ func sprintf(format string, args ...any) string { return fmt.Sprintf(format, arg
 
 // timeIn returns a time the given number of hours from now.
 func timeIn(hours int) time.Time { return time.Now().Add(time.Duration(hours) * time.Hour) }
+
+// writeV2 makes a store write the v2 format, which binds no token, for
+// tests that copy ciphertexts between rows.
+func writeV2(o *vaultstore.NewStoreOptions) { o.EncryptionVersion = vaultstore.ENCRYPTION_VERSION_V2 }

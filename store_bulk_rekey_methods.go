@@ -69,11 +69,11 @@ func (s *Store) TokensChangePassword(ctx context.Context, oldPassword, newPasswo
 // the old password too.
 func (s *Store) rekeyRow(ctx context.Context, row *gormVaultRecord, oldPassword, newPassword string) (bool, error) {
 	for range rekeyRetries {
-		plain, err := s.decrypt(row.Value, oldPassword, row.Token)
+		plain, err := s.decrypt(ctx, row.Value, oldPassword, row.Token)
 		if err != nil {
 			return false, nil
 		}
-		sealed, err := s.encrypt(plain, newPassword, row.Token)
+		sealed, err := s.encrypt(ctx, plain, newPassword, row.Token)
 		if err != nil {
 			return false, err
 		}

@@ -16,8 +16,8 @@ import (
 //
 // A Store is safe for concurrent use by multiple goroutines, and several
 // processes may share one database: every multi-row change runs in a
-// transaction or as a single statement. It starts no goroutine and prints
-// nothing unless debugging is enabled.
+// transaction or as a single statement. It starts no background goroutine
+// and prints nothing unless debugging is enabled.
 type Store struct {
 	vaultTable string
 	metaTable  string
@@ -26,6 +26,8 @@ type Store struct {
 	log        *sqlLogger
 
 	crypto                  CryptoConfig
+	writeVersion            string
+	keys                    *keyDeriver
 	parallelThreshold       int
 	passwordIdentityEnabled bool
 	policy                  passwordPolicy
@@ -34,6 +36,11 @@ type Store struct {
 	// unique index; metaMu serialises the check that sets it.
 	metaMu    sync.Mutex
 	metaReady atomic.Bool
+
+	// vaultSalt caches the v3 vault salt once read or made; saltMu
+	// serialises making it within the process.
+	saltMu    sync.Mutex
+	vaultSalt atomic.Pointer[[]byte]
 }
 
 var _ StoreInterface = (*Store)(nil)

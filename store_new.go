@@ -3,6 +3,7 @@ package vaultstore
 import (
 	"fmt"
 	"log/slog"
+	"runtime"
 
 	"github.com/glebarez/sqlite"
 	"gorm.io/driver/mysql"
@@ -47,6 +48,33 @@ func NewStore(opts NewStoreOptions) (*Store, error) {
 		crypto = &c
 	}
 	if err := validateCryptoConfig(crypto); err != nil {
+		return nil, err
+	}
+
+	writeVersion := opts.EncryptionVersion
+	switch writeVersion {
+	case "":
+		writeVersion = ENCRYPTION_VERSION_V3
+	case ENCRYPTION_VERSION_V2, ENCRYPTION_VERSION_V3:
+	default:
+		return nil, validationErrorf("EncryptionVersion %q is not %q or %q", opts.EncryptionVersion, ENCRYPTION_VERSION_V3, ENCRYPTION_VERSION_V2)
+	}
+	cacheSize := opts.KeyCacheSize
+	switch {
+	case cacheSize == 0:
+		cacheSize = defaultKeyCacheSize
+	case cacheSize < 0:
+		cacheSize = 0
+	}
+	kdfSlots := opts.MaxConcurrentKDF
+	switch {
+	case kdfSlots == 0:
+		kdfSlots = runtime.GOMAXPROCS(0)
+	case kdfSlots < 0:
+		return nil, validationErrorf("MaxConcurrentKDF %d is negative", opts.MaxConcurrentKDF)
+	}
+	keys, err := newKeyDeriver(cacheSize, kdfSlots, randReader)
+	if err != nil {
 		return nil, err
 	}
 
@@ -100,6 +128,8 @@ func NewStore(opts NewStoreOptions) (*Store, error) {
 		db:                      gdb,
 		log:                     log,
 		crypto:                  *crypto,
+		writeVersion:            writeVersion,
+		keys:                    keys,
 		parallelThreshold:       threshold,
 		passwordIdentityEnabled: opts.PasswordIdentityEnabled,
 		policy: passwordPolicy{

@@ -47,6 +47,25 @@ type NewStoreOptions struct {
 	// store writes. Nil means DefaultCryptoConfig(). NewStore copies it.
 	CryptoConfig *CryptoConfig
 
+	// EncryptionVersion is the format of values the store writes: "v3"
+	// (the default when empty) or "v2", which the original VaultStore can
+	// read, for fleets where old and new releases share a database during a
+	// migration. Values in v1, v2 and v3 are always readable.
+	EncryptionVersion string
+
+	// KeyCacheSize is how many derived keys the store keeps in memory, so
+	// that a password costs one Argon2id derivation per vault salt (v3) or
+	// per value (v2) instead of one per read. Zero means 1024; a negative
+	// value turns the cache off. Keys are held under an HMAC of the
+	// password, never the password itself; see docs/encryption.md.
+	KeyCacheSize int
+
+	// MaxConcurrentKDF bounds how many Argon2id derivations run at once,
+	// and with it the memory they take (CryptoConfig.Memory each). Zero
+	// means GOMAXPROCS. Callers beyond the bound wait, honouring their
+	// context; identical concurrent derivations are done once.
+	MaxConcurrentKDF int
+
 	// ParallelThreshold is the record count above which bulk work, such as
 	// TokensChangePassword, spreads key derivations over a worker pool.
 	// Zero means the library default.

@@ -1,0 +1,99 @@
+package vaultstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"gorm.io/gorm/clause"
+)
+
+// encrypt seals value for token in the store's write format.
+func (s *Store) encrypt(ctx context.Context, value, password, token string) (string, error) {
+	if s.writeVersion == ENCRYPTION_VERSION_V2 {
+		// Every v2 value has its own salt, so its key is derived afresh;
+		// it goes through the deriver for the concurrency bound only.
+		if err := checkV2Config(&s.crypto); err != nil {
+			return "", err
+		}
+		return encryptV2With(value, password, &s.crypto, randReader, func(pw string, salt []byte, p argon2Params) ([]byte, error) {
+			return s.keys.deriveUncached(ctx, pw, salt, p)
+		})
+	}
+	salt, err := s.vaultSaltForWrite(ctx)
+	if err != nil {
+		return "", err
+	}
+	p := v3Params(&s.crypto)
+	kek, err := s.keys.derive(ctx, password, salt, p)
+	if err != nil {
+		return "", err
+	}
+	return encryptV3(value, token, kek, p, salt, randReader)
+}
+
+// decrypt opens a stored value of any supported format. Keys come from the
+// store's cache, so a v3 value costs a derivation only for the first
+// password and vault salt it meets.
+func (s *Store) decrypt(ctx context.Context, stored, password, token string) (string, error) {
+	return decryptValue(stored, password, token, &s.crypto, s.keys.source(ctx))
+}
+
+// vaultSaltForWrite returns the vault's v3 salt, making it on first use.
+// Several processes may make it at once: each inserts its candidate only if
+// no salt exists (the meta table's unique index decides), then all read
+// back the one that won. Reads never need it: every v3 value carries the
+// salt it was written with.
+func (s *Store) vaultSaltForWrite(ctx context.Context) ([]byte, error) {
+	if p := s.vaultSalt.Load(); p != nil {
+		return *p, nil
+	}
+	s.saltMu.Lock()
+	defer s.saltMu.Unlock()
+	if p := s.vaultSalt.Load(); p != nil {
+		return *p, nil
+	}
+	salt, err := s.readVaultSalt(ctx)
+	if errors.Is(err, ErrRecordNotFound) {
+		salt, err = s.createVaultSalt(ctx)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.vaultSalt.Store(&salt)
+	return salt, nil
+}
+
+func (s *Store) readVaultSalt(ctx context.Context) ([]byte, error) {
+	text, err := s.GetVaultSetting(ctx, META_KEY_VAULT_SALT)
+	if err != nil {
+		return nil, err
+	}
+	salt, err := b64.DecodeString(text)
+	if err != nil || len(salt) != v3SaltLen {
+		// Writing under a salt other than the stored one would be harmless
+		// to old values but would hide the damage; refuse instead.
+		return nil, fmt.Errorf("vaultstore: vault setting %s is not %d bytes of base64url; repair or delete it", META_KEY_VAULT_SALT, v3SaltLen)
+	}
+	return salt, nil
+}
+
+func (s *Store) createVaultSalt(ctx context.Context) ([]byte, error) {
+	if err := s.ensureMetaTable(ctx); err != nil {
+		return nil, err
+	}
+	candidate := make([]byte, v3SaltLen)
+	if _, err := io.ReadFull(randReader, candidate); err != nil {
+		return nil, fmt.Errorf("vaultstore: failed to read random bytes: %w", err)
+	}
+	row := gormVaultMeta{ObjectType: OBJECT_TYPE_VAULT_SETTINGS, ObjectID: VAULT_SETTINGS_ID, Key: META_KEY_VAULT_SALT, Value: b64.EncodeToString(candidate)}
+	err := s.meta(ctx).Clauses(clause.OnConflict{
+		Columns:   []clause.Column{{Name: COLUMN_OBJECT_TYPE}, {Name: COLUMN_OBJECT_ID}, {Name: COLUMN_META_KEY}},
+		DoNothing: true,
+	}).Create(&row).Error
+	if err != nil {
+		return nil, fmt.Errorf("vaultstore: failed to store the vault salt: %w", err)
+	}
+	return s.readVaultSalt(ctx)
+}
