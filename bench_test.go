@@ -4,7 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
+	"os/exec"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -202,5 +205,135 @@ func BenchmarkTokenReadParallel16(b *testing.B) {
 			runtime.ReadMemStats(&after)
 			b.ReportMetric(float64(after.Sys-before.Sys)/(1<<20), "sys-MiB")
 		})
+	}
+}
+
+// BenchmarkTokensChangePassword10kV3 rotates 10,000 v3 records under
+// DefaultCryptoConfig, half of them under the old password, end to end:
+// each iteration opens a fresh store (an empty key cache) and rotates the
+// half one way, the next iteration back.
+func BenchmarkTokensChangePassword10kV3(b *testing.B) {
+	db := openSQLiteFile(b, b.TempDir()+"/vault.db")
+	s := newStore(b, db, func(o *vaultstore.NewStoreOptions) { o.CryptoConfig = vaultstore.DefaultCryptoConfig() })
+	const total = 10000
+	seedEncrypted(b, s, total/2, pwOld)
+	for i := total / 2; i < total; i++ {
+		mustCustom(b, s, tokenN(i), "other", pwOther)
+	}
+	from, to := pwOld, pwNew
+	for b.Loop() {
+		fresh := reopen(b, s, vaultstore.NewStoreOptions{DB: db, CryptoConfig: vaultstore.DefaultCryptoConfig()})
+		n, err := fresh.TokensChangePassword(context.Background(), from, to)
+		if err != nil || n != total/2 {
+			b.Fatalf("rotation = %d, %v", n, err)
+		}
+		from, to = to, from
+	}
+	b.ReportMetric(float64(total)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkTokensChangePasswordV2 rotates 1,000 v2 records under
+// LightweightCryptoConfig (one Argon2id each to test the old password; the
+// new values are v3) with one KDF worker and with the default pool.
+func BenchmarkTokensChangePasswordV2(b *testing.B) {
+	for _, workers := range []int{1, 0} {
+		name := "workers=1"
+		if workers == 0 {
+			name = fmt.Sprintf("workers=%d", runtime.GOMAXPROCS(0))
+		}
+		b.Run(name, func(b *testing.B) {
+			db := openSQLiteFile(b, b.TempDir()+"/vault.db")
+			light := func(o *vaultstore.NewStoreOptions) { o.CryptoConfig = vaultstore.LightweightCryptoConfig() }
+			writer := newStore(b, db, light, writeV2)
+			const total = 1000
+			seedEncrypted(b, writer, total, pwOld)
+			first := true
+			for b.Loop() {
+				b.StopTimer()
+				if !first {
+					// Put the values back into v2 under the old password.
+					if _, err := writer.TokensChangePassword(context.Background(), pwNew, pwOld); err != nil {
+						b.Fatal(err)
+					}
+				}
+				first = false
+				s := reopen(b, writer, vaultstore.NewStoreOptions{DB: db}, light, func(o *vaultstore.NewStoreOptions) { o.MaxConcurrentKDF = workers })
+				b.StartTimer()
+				if n, err := s.TokensChangePassword(context.Background(), pwOld, pwNew); err != nil || n != total {
+					b.Fatalf("rotation = %d, %v", n, err)
+				}
+			}
+			b.ReportMetric(float64(total)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+		})
+	}
+}
+
+// BenchmarkTokensChangePassword100kRSS rotates 100,000 v3 records in a
+// child process and reports that process's peak resident set size
+// (VmHWM): rotation streams in batches, so it must not grow with the table.
+func BenchmarkTokensChangePassword100kRSS(b *testing.B) {
+	path := b.TempDir() + "/vault.db"
+	db := openSQLiteFile(b, path)
+	s := newStore(b, db, func(o *vaultstore.NewStoreOptions) {
+		o.VaultTableName, o.VaultMetaTableName = "vault", "vault_meta"
+		o.CryptoConfig = vaultstore.DefaultCryptoConfig()
+	})
+	const total = 100000
+	seedEncrypted(b, s, total, pwOld)
+	from, to := pwOld, pwNew
+	var peak float64
+	for b.Loop() {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestRotationPeakRSSChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "VAULTSTORE_RSS_CHILD="+path, "VAULTSTORE_RSS_FROM="+from, "VAULTSTORE_RSS_TO="+to)
+		out, err := cmd.Output()
+		if err != nil {
+			b.Fatalf("child: %v\n%s", err, out)
+		}
+		var changed int
+		var kib float64
+		if _, err := fmt.Sscanf(lastLine(string(out)), "changed %d peak-kib %f", &changed, &kib); err != nil || changed != total {
+			b.Fatalf("child said %q (%v)", out, err)
+		}
+		peak = max(peak, kib/1024)
+		from, to = to, from
+	}
+	b.ReportMetric(peak, "peak-RSS-MiB")
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.HasPrefix(lines[i], "changed ") {
+			return lines[i]
+		}
+	}
+	return ""
+}
+
+// TestRotationPeakRSSChild is the child of
+// BenchmarkTokensChangePassword100kRSS; without its environment it does
+// nothing.
+func TestRotationPeakRSSChild(t *testing.T) {
+	path := os.Getenv("VAULTSTORE_RSS_CHILD")
+	if path == "" {
+		t.Skip("runs only as the child of BenchmarkTokensChangePassword100kRSS")
+	}
+	db := openSQLiteFile(t, path)
+	s, err := vaultstore.NewStore(vaultstore.NewStoreOptions{VaultTableName: "vault", VaultMetaTableName: "vault_meta", DB: db, CryptoConfig: vaultstore.DefaultCryptoConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.TokensChangePassword(context.Background(), os.Getenv("VAULTSTORE_RSS_FROM"), os.Getenv("VAULTSTORE_RSS_TO"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Skip("no /proc/self/status")
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			fmt.Printf("changed %d peak-kib %s\n", n, strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+		}
 	}
 }

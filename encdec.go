@@ -591,7 +591,9 @@ func deriveDirect(password string, salt []byte, p argon2Params) ([]byte, error) 
 // decryptValue is the one entry point for reads; a new format is one more
 // case in the switch. token is the token the value is stored under (only v3
 // binds it); cfg gives the parameters of v2 values, which do not carry them.
-func decryptValue(stored, password, token string, cfg *CryptoConfig, keys keySource) (string, error) {
+// v2Keys and v3Keys supply keys for each format, so that a caller can cache
+// v3 KEKs, which recur, without filling the cache with v2 keys that do not.
+func decryptValue(stored, password, token string, cfg *CryptoConfig, v2Keys, v3Keys keySource) (string, error) {
 	if len(stored) > maxStoredValueLen {
 		return "", decryptionErrorf("stored value is %d bytes, more than the %d allowed", len(stored), maxStoredValueLen)
 	}
@@ -607,7 +609,7 @@ func decryptValue(stored, password, token string, cfg *CryptoConfig, keys keySou
 		if err != nil {
 			return "", err
 		}
-		key, err := keys(password, v.salt, paramsFromConfig(cfg))
+		key, err := v2Keys(password, v.salt, paramsFromConfig(cfg))
 		if err != nil {
 			return "", err
 		}
@@ -617,7 +619,7 @@ func decryptValue(stored, password, token string, cfg *CryptoConfig, keys keySou
 		if err != nil {
 			return "", err
 		}
-		kek, err := keys(password, v.vaultSalt, v.params)
+		kek, err := v3Keys(password, v.vaultSalt, v.params)
 		if err != nil {
 			return "", err
 		}

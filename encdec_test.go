@@ -982,7 +982,7 @@ func FuzzDecryptValue(f *testing.F) {
 		f.Add(s, "fz")
 	}
 	f.Fuzz(func(t *testing.T, stored, password string) {
-		_, err := decryptValue(stored, password, "tk_fuzz", cfg, cheapKeys)
+		_, err := decryptValue(stored, password, "tk_fuzz", cfg, cheapKeys, cheapKeys)
 		checkFuzzError(t, err)
 		version, verr := valueVersion(stored)
 		switch {
@@ -999,7 +999,7 @@ func FuzzDecryptValue(f *testing.F) {
 // decryptValueDirect reads a value with keys derived on the spot and no
 // token, as the v1 and v2 vectors need.
 func decryptValueDirect(stored, password string, cfg *CryptoConfig) (string, error) {
-	return decryptValue(stored, password, "", cfg, deriveDirect)
+	return decryptValue(stored, password, "", cfg, deriveDirect, deriveDirect)
 }
 
 // cheapKeys stands in for Argon2id where a test or fuzz target exercises
@@ -1038,7 +1038,7 @@ func TestV3RoundTrip(t *testing.T) {
 		if !strings.HasPrefix(stored, ENCRYPTION_PREFIX_V3) {
 			t.Fatalf("stored = %q", stored)
 		}
-		got, err := decryptValue(stored, "pw", "tk_abc", tinyConfig(), deriveDirect)
+		got, err := decryptValue(stored, "pw", "tk_abc", tinyConfig(), deriveDirect, deriveDirect)
 		if err != nil || got != plaintext {
 			t.Fatalf("round trip of %d bytes = %d bytes, %v", len(plaintext), len(got), err)
 		}
@@ -1096,7 +1096,7 @@ func TestV3IndependentDecoder(t *testing.T) {
 // with fixed randomness, and must open for as long as v3 exists.
 func TestV3KnownAnswer(t *testing.T) {
 	const stored = v3KnownAnswer
-	got, err := decryptValue(stored, "known answer password", "tk_knownanswer01", tinyConfig(), deriveDirect)
+	got, err := decryptValue(stored, "known answer password", "tk_knownanswer01", tinyConfig(), deriveDirect, deriveDirect)
 	if err != nil || got != "known answer plaintext" {
 		t.Errorf("known answer = %q, %v", got, err)
 	}
@@ -1110,11 +1110,11 @@ const v3KnownAnswer = "v3:AwEAAAABAAAACAEgWlpaWlpaWlpaWlpaWlpaWgABAgMEBQYHCAkKCw
 
 func TestV3ErrorsTellPasswordFromDamage(t *testing.T) {
 	stored, _ := v3TestValue(t, "secret plaintext", "right password", "tk_one", rand.Reader)
-	_, err := decryptValue(stored, "wrong password", "tk_one", tinyConfig(), deriveDirect)
+	_, err := decryptValue(stored, "wrong password", "tk_one", tinyConfig(), deriveDirect, deriveDirect)
 	if !errors.Is(err, ErrInvalidPassword) || errors.Is(err, ErrDecryptionFailed) {
 		t.Errorf("wrong password: %v, want ErrInvalidPassword only", err)
 	}
-	_, err = decryptValue(stored, "right password", "tk_two", tinyConfig(), deriveDirect)
+	_, err = decryptValue(stored, "right password", "tk_two", tinyConfig(), deriveDirect, deriveDirect)
 	if !errors.Is(err, ErrDecryptionFailed) || errors.Is(err, ErrInvalidPassword) {
 		t.Errorf("other token: %v, want ErrDecryptionFailed only", err)
 	}
@@ -1144,7 +1144,7 @@ func TestV3TamperEveryByte(t *testing.T) {
 		for bit := range 8 {
 			b := bytes.Clone(raw)
 			b[i] ^= 1 << bit
-			got, err := decryptValue("v3:"+b64.EncodeToString(b), "pw", "tk_t", tinyConfig(), cheapKeys)
+			got, err := decryptValue("v3:"+b64.EncodeToString(b), "pw", "tk_t", tinyConfig(), cheapKeys, cheapKeys)
 			if err == nil {
 				t.Fatalf("byte %d bit %d: opened to %q", i, bit, got)
 			}
@@ -1192,7 +1192,7 @@ func TestV3RefusesCostlyParameters(t *testing.T) {
 		}
 		called := false
 		keys := func(string, []byte, argon2Params) ([]byte, error) { called = true; return make([]byte, 32), nil }
-		_, err := decryptValue("v3:"+b64.EncodeToString(b), "pw", "tk_c", tinyConfig(), keys)
+		_, err := decryptValue("v3:"+b64.EncodeToString(b), "pw", "tk_c", tinyConfig(), keys, keys)
 		if !errors.Is(err, ErrDecryptionFailed) || errors.Is(err, ErrInvalidPassword) {
 			t.Errorf("%s: %v, want ErrDecryptionFailed", name, err)
 		}

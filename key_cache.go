@@ -182,3 +182,10 @@ func (d *keyDeriver) source(ctx context.Context) keySource {
 		return d.derive(ctx, password, salt, p)
 	}
 }
+
+// uncachedSource adapts deriveUncached to a keySource.
+func (d *keyDeriver) uncachedSource(ctx context.Context) keySource {
+	return func(password string, salt []byte, p argon2Params) ([]byte, error) {
+		return d.deriveUncached(ctx, password, salt, p)
+	}
+}

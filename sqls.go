@@ -382,3 +382,24 @@ func isUniqueViolation(err error) bool {
 	}
 	return false
 }
+
+// isRetryableTxError reports whether the database aborted a transaction
+// that may succeed when run again: a deadlock or serialisation failure on
+// PostgreSQL, a deadlock or lock wait timeout on MySQL, a busy database on
+// SQLite.
+func isRetryableTxError(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "40001" || pgErr.Code == "40P01"
+	}
+	var myErr *mysql.MySQLError
+	if errors.As(err, &myErr) {
+		return myErr.Number == 1213 || myErr.Number == 1205
+	}
+	var coded interface{ Code() int }
+	if errors.As(err, &coded) {
+		// SQLITE_BUSY and SQLITE_LOCKED, with their extended codes.
+		return coded.Code()&0xff == 5 || coded.Code()&0xff == 6
+	}
+	return false
+}

@@ -2,96 +2,315 @@ package vaultstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
+
+	"gorm.io/gorm"
 )
 
-// rekeyBatchSize is how many rows one keyset page of a rotation reads.
-const rekeyBatchSize = 256
+// defaultRekeyBatchSize is how many rows one page of a rotation reads and
+// one transaction writes when ChangePasswordOptions.BatchSize is zero: large
+// enough that per-transaction costs vanish, small enough that a batch's
+// values (at most MaxValueSize each, but usually tiny) stay modest in memory
+// and a transaction holds its locks briefly.
+const defaultRekeyBatchSize = 500
+
+// maxRekeyBatchSize keeps a batch's IN lists and memory bounded.
+const maxRekeyBatchSize = 10000
 
 // rekeyRetries bounds how often a row that changed under a rotation is read
-// again before the rotation gives up on it for this run.
+// again, and how often a batch whose transaction the database aborted
+// (deadlock, serialisation failure, busy) is written again.
 const rekeyRetries = 3
+
+// ChangePasswordOptions are the optional settings of TokensChangePassword.
+type ChangePasswordOptions struct {
+	// Progress, when set, is called after every batch, and at the end if
+	// the last call did not show the final counts, from the goroutine that
+	// called TokensChangePassword. It must not
+	// block for long: the next batch waits for it.
+	Progress func(ChangePasswordProgress)
+
+	// DryRun counts the records that would change and writes nothing.
+	DryRun bool
+
+	// BatchSize is how many records one page reads and one transaction
+	// writes. Zero means 500; at most 10,000.
+	BatchSize int
+}
+
+// ChangePasswordProgress reports how far a rotation has come. Counts are
+// of records.
+type ChangePasswordProgress struct {
+	// Scanned records have been examined.
+	Scanned int
+	// Changed records have been re-encrypted and committed (in a dry run:
+	// would have been).
+	Changed int
+	// Skipped records could not be examined: their value is malformed or
+	// damaged. They are left byte-identical. Records that are intact but
+	// under another password are neither changed nor skipped.
+	Skipped int
+	// Total is the number of records in the vault table when the rotation
+	// started, soft-deleted and expired ones included; with password
+	// identities, the number of records linked to the old password.
+	Total int
+}
+
+// rekeyItem is one row of a batch and what became of it.
+type rekeyItem struct {
+	id, token, value string
+	sealed           string // new value; "" when the row does not change
+	skipped          bool
+}
 
 // TokensChangePassword re-encrypts, with newPassword, every record whose
 // value opens with oldPassword, soft-deleted and expired ones included, and
-// returns how many it changed. Records that do not open with oldPassword,
-// or cannot be parsed, are left byte-identical.
+// returns how many it changed. Values are rewritten in the store's write
+// format (v3 unless EncryptionVersion says v2) with the current
+// CryptoConfig, so oldPassword == newPassword upgrades v1 and v2 values and
+// values written with older parameters.
 //
-// Rows are read in pages ordered by id (keyset pagination, never OFFSET),
-// so rows rewritten during the scan are neither skipped nor visited twice,
-// and each row is written with a compare-and-set on its old value, so a
-// concurrent TokenUpdate is never overwritten. Every record opens with the
-// old or the new password at every moment; after a cancellation or a crash
-// a new call with the same passwords finishes the rest, and the count
-// returned with a cancellation error is exact for what was written.
+// Records are read in batches ordered by id (keyset pagination), test-
+// decrypted on a worker pool (v3 values cost microseconds once the key of
+// their password is derived; v1 and v2 values cost a derivation each,
+// spread over the cores within MaxConcurrentKDF), and each batch is written
+// in one transaction with a compare-and-set on every row's old value: a
+// concurrent TokenUpdate is never overwritten, and a row that changed is
+// read again and retried. Records that do not open are left byte-identical;
+// records that cannot be parsed are counted as skipped.
+//
+// At every moment each record opens with the old or the new password. After
+// a cancellation or a crash, nothing is lost: a new call with the same
+// passwords finishes the rest. The count returned, also with an error, is
+// exact for what was committed.
 //
 // newPassword must meet the policy (ErrPasswordInvalid); oldPassword is not
-// checked, so legacy passwords can be rotated away.
-func (s *Store) TokensChangePassword(ctx context.Context, oldPassword, newPassword string) (int, error) {
+// checked, so legacy passwords can be rotated away. With password identities
+// enabled (NewStoreOptions.PasswordIdentityEnabled), only the records linked
+// to oldPassword's identity are visited, and an oldPassword with no identity
+// fails at once with ErrInvalidPassword.
+//
+// At most one ChangePasswordOptions may be given.
+func (s *Store) TokensChangePassword(ctx context.Context, oldPassword, newPassword string, options ...ChangePasswordOptions) (int, error) {
+	if len(options) > 1 {
+		return 0, validationErrorf("at most one ChangePasswordOptions may be given, got %d", len(options))
+	}
+	var opts ChangePasswordOptions
+	if len(options) == 1 {
+		opts = options[0]
+	}
+	switch {
+	case opts.BatchSize == 0:
+		opts.BatchSize = defaultRekeyBatchSize
+	case opts.BatchSize < 0 || opts.BatchSize > maxRekeyBatchSize:
+		return 0, validationErrorf("BatchSize %d is outside 1..%d", opts.BatchSize, maxRekeyBatchSize)
+	}
 	if err := s.policy.check(newPassword); err != nil {
 		return 0, err
 	}
-	changed := 0
+	if s.passwordIdentityEnabled {
+		return s.rotateByIdentity(ctx, oldPassword, newPassword, opts)
+	}
+	var total int64
+	if err := s.vault(ctx).Count(&total).Error; err != nil {
+		return 0, fmt.Errorf("vaultstore: failed to count records: %w", err)
+	}
+	r := rotation{s: s, old: oldPassword, new: newPassword, opts: opts, parallel: total > int64(s.parallelThreshold)}
+	r.progress.Total = int(total)
 	after := ""
 	for {
 		if err := ctx.Err(); err != nil {
-			return changed, err
+			return r.finish(err)
 		}
 		var rows []gormVaultRecord
-		q := s.vault(ctx).Select(COLUMN_ID, COLUMN_VAULT_TOKEN, COLUMN_VAULT_VALUE).Order(COLUMN_ID + " ASC").Limit(rekeyBatchSize)
+		q := s.vault(ctx).Select(COLUMN_ID, COLUMN_VAULT_TOKEN, COLUMN_VAULT_VALUE).Order(COLUMN_ID + " ASC").Limit(opts.BatchSize)
 		if after != "" {
 			q = q.Where(COLUMN_ID+" > ?", after)
 		}
 		if err := q.Find(&rows).Error; err != nil {
-			return changed, fmt.Errorf("vaultstore: failed to read records to re-encrypt: %w", err)
+			return r.finish(fmt.Errorf("vaultstore: failed to read records to re-encrypt: %w", err))
 		}
 		if len(rows) == 0 {
-			return changed, nil
+			return r.finish(nil)
 		}
 		after = rows[len(rows)-1].ID
-		for i := range rows {
-			if err := ctx.Err(); err != nil {
-				return changed, err
-			}
-			ok, err := s.rekeyRow(ctx, &rows[i], oldPassword, newPassword)
-			if err != nil {
-				return changed, err
-			}
-			if ok {
-				changed++
-			}
+		if err := r.batch(ctx, rows); err != nil {
+			return r.finish(err)
+		}
+		r.report()
+	}
+}
+
+// rotation is the state of one TokensChangePassword call.
+type rotation struct {
+	s        *Store
+	old, new string
+	opts     ChangePasswordOptions
+	parallel bool
+	progress ChangePasswordProgress
+	reported bool // progress was reported as it is now
+	// onCommit, when set, runs inside each batch's transaction after its
+	// updates, with the ids that changed: password identities relink them
+	// atomically with the values.
+	onCommit func(tx *gorm.DB, ids []string) error
+}
+
+func (r *rotation) report() {
+	if r.opts.Progress != nil {
+		r.opts.Progress(r.progress)
+	}
+	r.reported = true
+}
+
+// finish reports the final state unless the last report already showed it.
+func (r *rotation) finish(err error) (int, error) {
+	if !r.reported {
+		r.report()
+	}
+	return r.progress.Changed, err
+}
+
+// batch examines rows, writes the ones that open with the old password and
+// retries those that changed meanwhile.
+func (r *rotation) batch(ctx context.Context, rows []gormVaultRecord) error {
+	items := make([]rekeyItem, len(rows))
+	for i, row := range rows {
+		items[i] = rekeyItem{id: row.ID, token: row.Token, value: row.Value}
+	}
+	if err := r.examine(ctx, items); err != nil {
+		return err
+	}
+	r.reported = false
+	r.progress.Scanned += len(items)
+	for _, it := range items {
+		if it.skipped {
+			r.progress.Skipped++
+		}
+	}
+	pending := items
+	for attempt := 0; ; attempt++ {
+		lost, err := r.write(ctx, pending)
+		if err != nil {
+			return err
+		}
+		if len(lost) == 0 {
+			return nil
+		}
+		if attempt == rekeyRetries {
+			return fmt.Errorf("vaultstore: %d records kept changing during re-encryption; run it again", len(lost))
+		}
+		// Rows that changed since they were read: the new value may be
+		// under the old password too, so read and examine them again.
+		if pending, err = r.reread(ctx, lost); err != nil {
+			return err
+		}
+		if err := r.examine(ctx, pending); err != nil {
+			return err
 		}
 	}
 }
 
-// rekeyRow re-encrypts one row if it opens with oldPassword. When the row
-// changed since it was read, it is read again: the new value may be under
-// the old password too.
-func (s *Store) rekeyRow(ctx context.Context, row *gormVaultRecord, oldPassword, newPassword string) (bool, error) {
-	for range rekeyRetries {
-		plain, err := s.decrypt(ctx, row.Value, oldPassword, row.Token)
-		if err != nil {
-			return false, nil
+// examine decides, for each item, whether it opens with the old password
+// and, unless this is a dry run, seals it with the new one.
+func (r *rotation) examine(ctx context.Context, items []rekeyItem) error {
+	one := func(ctx context.Context, i int) error {
+		it := &items[i]
+		it.sealed, it.skipped = "", false
+		plain, err := r.s.decryptOnce(ctx, it.value, r.old, it.token)
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrInvalidPassword):
+			// Another password (v1/v2 failures match this too).
+			return nil
+		case errors.Is(err, ErrDecryptionFailed):
+			it.skipped = true
+			return nil
+		default:
+			return err // the context ended, or randomness failed
 		}
-		sealed, err := s.encrypt(ctx, plain, newPassword, row.Token)
-		if err != nil {
-			return false, err
+		if r.opts.DryRun {
+			it.sealed = it.value // marks "would change"
+			return nil
 		}
-		ok, err := s.compareAndSetValue(s.db.WithContext(ctx), row.ID, row.Value, sealed)
-		if err != nil {
-			return false, fmt.Errorf("vaultstore: failed to write re-encrypted record %q: %w", row.ID, err)
-		}
-		if ok {
-			return true, nil
-		}
-		var fresh []gormVaultRecord
-		if err := s.vault(ctx).Select(COLUMN_ID, COLUMN_VAULT_TOKEN, COLUMN_VAULT_VALUE).Where(COLUMN_ID+" = ?", row.ID).Limit(1).Find(&fresh).Error; err != nil {
-			return false, fmt.Errorf("vaultstore: failed to re-read record %q: %w", row.ID, err)
-		}
-		if len(fresh) == 0 {
-			return false, nil // deleted meanwhile
-		}
-		*row = fresh[0]
+		it.sealed, err = r.s.encrypt(ctx, plain, r.new, it.token)
+		return err
 	}
-	return false, fmt.Errorf("vaultstore: record %q kept changing during re-encryption", row.ID)
+	if !r.parallel {
+		for i := range items {
+			if err := one(ctx, i); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return forEachParallel(ctx, len(items), one)
+}
+
+// write commits the batch's changes in one transaction, each row with a
+// compare-and-set on the value it was read with, and returns the ids of
+// rows that no longer held that value.
+func (r *rotation) write(ctx context.Context, items []rekeyItem) (lost []string, err error) {
+	var changes []rekeyItem
+	for _, it := range items {
+		if it.sealed != "" {
+			changes = append(changes, it)
+		}
+	}
+	if len(changes) == 0 {
+		return nil, nil
+	}
+	if r.opts.DryRun {
+		r.progress.Changed += len(changes)
+		return nil, nil
+	}
+	for attempt := 0; ; attempt++ {
+		lost = lost[:0]
+		var done []string
+		err = r.s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			now := nowString()
+			for _, c := range changes {
+				res := tx.Table(r.s.vaultTable).
+					Where(COLUMN_ID+" = ? AND "+COLUMN_VAULT_VALUE+" = ?", c.id, c.value).
+					Updates(map[string]any{COLUMN_VAULT_VALUE: c.sealed, COLUMN_UPDATED_AT: now})
+				if res.Error != nil {
+					return res.Error
+				}
+				if res.RowsAffected == 0 {
+					lost = append(lost, c.id)
+				} else {
+					done = append(done, c.id)
+				}
+			}
+			if r.onCommit != nil && len(done) > 0 {
+				return r.onCommit(tx, done)
+			}
+			return nil
+		})
+		if err == nil {
+			r.progress.Changed += len(done)
+			return lost, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if !isRetryableTxError(err) || attempt == rekeyRetries {
+			return nil, fmt.Errorf("vaultstore: failed to write re-encrypted records: %w", err)
+		}
+	}
+}
+
+// reread loads the current values of ids; rows deleted meanwhile drop out.
+func (r *rotation) reread(ctx context.Context, ids []string) ([]rekeyItem, error) {
+	var rows []gormVaultRecord
+	err := r.s.vault(ctx).Select(COLUMN_ID, COLUMN_VAULT_TOKEN, COLUMN_VAULT_VALUE).
+		Where(COLUMN_ID+" IN ?", ids).Order(COLUMN_ID + " ASC").Find(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("vaultstore: failed to re-read records: %w", err)
+	}
+	items := make([]rekeyItem, len(rows))
+	for i, row := range rows {
+		items[i] = rekeyItem{id: row.ID, token: row.Token, value: row.Value}
+	}
+	return items, nil
 }

@@ -37,7 +37,15 @@ func (s *Store) encrypt(ctx context.Context, value, password, token string) (str
 // store's cache, so a v3 value costs a derivation only for the first
 // password and vault salt it meets.
 func (s *Store) decrypt(ctx context.Context, stored, password, token string) (string, error) {
-	return decryptValue(stored, password, token, &s.crypto, s.keys.source(ctx))
+	keys := s.keys.source(ctx)
+	return decryptValue(stored, password, token, &s.crypto, keys, keys)
+}
+
+// decryptOnce is decrypt for values read once, as in a rotation: v2 keys,
+// one per value, bypass the cache so that they do not evict the v3 keys
+// that serve the application.
+func (s *Store) decryptOnce(ctx context.Context, stored, password, token string) (string, error) {
+	return decryptValue(stored, password, token, &s.crypto, s.keys.uncachedSource(ctx), s.keys.source(ctx))
 }
 
 // vaultSaltForWrite returns the vault's v3 salt, making it on first use.

@@ -41,6 +41,11 @@ type Store struct {
 	// serialises making it within the process.
 	saltMu    sync.Mutex
 	vaultSalt atomic.Pointer[[]byte]
+
+	// identityIDs maps password fingerprints to identity ids once found
+	// or made; identityMu serialises making them within the process.
+	identityMu  sync.Mutex
+	identityIDs sync.Map
 }
 
 var _ StoreInterface = (*Store)(nil)

@@ -119,7 +119,19 @@ func (s *Store) createToken(ctx context.Context, token, value, password, expires
 		Expires:     dbTimestamp(expires),
 		SoftDeleted: MAX_DATETIME,
 	}
-	return s.insertRecord(ctx, s.db.WithContext(ctx), &row)
+	if !s.passwordIdentityEnabled {
+		return s.insertRecord(ctx, s.db.WithContext(ctx), &row)
+	}
+	identity, err := s.identityFor(ctx, password)
+	if err != nil {
+		return err
+	}
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := s.insertRecord(ctx, tx, &row); err != nil {
+			return err
+		}
+		return s.linkRecords(tx, identity, row.ID)
+	})
 }
 
 // liveRow loads the row of token unless it is absent or soft-deleted
@@ -195,17 +207,18 @@ func (s *Store) TokenUpdate(ctx context.Context, token, value, password string) 
 	// expiry could lock index entries in another order and deadlock
 	// against a concurrent TokenRenew on InnoDB. The conditions are
 	// repeated so that a soft delete or expiry that lands in between wins.
-	for range concurrentWriteAttempts {
-		now := nowString()
-		res := s.vault(ctx).
-			Where(COLUMN_ID+" = ?", row.ID).
-			Where(COLUMN_SOFT_DELETED_AT+" > ?", now).
-			Where(COLUMN_EXPIRES_AT+" > ?", now).
-			Updates(map[string]any{COLUMN_VAULT_VALUE: stored, COLUMN_UPDATED_AT: now})
-		if res.Error != nil {
-			return fmt.Errorf("vaultstore: failed to update token: %w", res.Error)
+	identity := ""
+	if s.passwordIdentityEnabled {
+		if identity, err = s.identityFor(ctx, password); err != nil {
+			return err
 		}
-		if res.RowsAffected > 0 {
+	}
+	for range concurrentWriteAttempts {
+		updated, err := s.updateLiveValue(ctx, row.ID, stored, identity)
+		if err != nil {
+			return err
+		}
+		if updated {
 			return nil
 		}
 		// Something changed the row between the read and the write; read
@@ -218,6 +231,36 @@ func (s *Store) TokenUpdate(ctx context.Context, token, value, password string) 
 		}
 	}
 	return fmt.Errorf("vaultstore: token %q kept changing during the update; try again", token)
+}
+
+// updateLiveValue writes a new value to the row id if it is neither
+// soft-deleted nor expired, and links it to identity when that is set, in
+// one transaction.
+func (s *Store) updateLiveValue(ctx context.Context, id, stored, identity string) (bool, error) {
+	updated := false
+	write := func(db *gorm.DB) error {
+		now := nowString()
+		res := db.Table(s.vaultTable).
+			Where(COLUMN_ID+" = ?", id).
+			Where(COLUMN_SOFT_DELETED_AT+" > ?", now).
+			Where(COLUMN_EXPIRES_AT+" > ?", now).
+			Updates(map[string]any{COLUMN_VAULT_VALUE: stored, COLUMN_UPDATED_AT: now})
+		if res.Error != nil {
+			return fmt.Errorf("vaultstore: failed to update token: %w", res.Error)
+		}
+		updated = res.RowsAffected > 0
+		if updated && identity != "" {
+			return s.linkRecords(db, identity, id)
+		}
+		return nil
+	}
+	var err error
+	if identity == "" {
+		err = write(s.db.WithContext(ctx))
+	} else {
+		err = s.db.WithContext(ctx).Transaction(write)
+	}
+	return updated && err == nil, err
 }
 
 // TokenUpsert updates existingToken with value, or, when existingToken is
