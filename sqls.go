@@ -27,8 +27,11 @@ func (s *Store) quoteIdent(name string) string {
 
 // columnTypes are the per-dialect types of the layout in API.md. MySQL gets
 // binary collation on the key columns so that tokens and ids compare
-// exactly ("tk_ABC" is not "tk_abc") and longtext for the value, whose TEXT
-// holds only 64 KiB there; PostgreSQL has no datetime or longtext.
+// exactly ("tk_ABC" is not "tk_abc"), and longtext for the value, whose TEXT
+// holds only 64 KiB there, also with binary collation: rotation's
+// compare-and-set compares values, and must not take one ciphertext for
+// another that differs in case or trailing spaces. PostgreSQL has no
+// datetime or longtext.
 type columnTypes struct {
 	key, text, timestamp, metaID, metaString, tableSuffix string
 }
@@ -40,7 +43,7 @@ func (s *Store) types() columnTypes {
 	case dialectMySQL:
 		return columnTypes{
 			key:         "varchar(%d) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
-			text:        "longtext",
+			text:        "longtext CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
 			timestamp:   "datetime",
 			metaID:      "bigint unsigned NOT NULL AUTO_INCREMENT PRIMARY KEY",
 			metaString:  "varchar(%d) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
@@ -295,8 +298,8 @@ func (s *Store) upgradeMySQLVaultColumns(ctx context.Context, cols map[string]co
 			changes = append(changes, fmt.Sprintf("MODIFY COLUMN %s %s NOT NULL", q(c), fmt.Sprintf(t.key, 40)))
 		}
 	}
-	if dt := cols[COLUMN_VAULT_VALUE].dataType; dt != "longtext" {
-		changes = append(changes, fmt.Sprintf("MODIFY COLUMN %s longtext NOT NULL", q(COLUMN_VAULT_VALUE)))
+	if v := cols[COLUMN_VAULT_VALUE]; v.dataType != "longtext" || !strings.HasSuffix(v.collation, "_bin") {
+		changes = append(changes, fmt.Sprintf("MODIFY COLUMN %s %s NOT NULL", q(COLUMN_VAULT_VALUE), t.text))
 	}
 	if len(changes) == 0 {
 		return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"maps"
+	"strings"
 	"testing"
 
 	"github.com/vaultstore/vaultstore"
@@ -134,6 +135,24 @@ func TestAutoMigrateIsNoOpOnCurrentTables(t *testing.T) {
 		}
 		if after := snapshot(t, s); !maps.EqualFunc(before, after, maps.Equal) {
 			t.Errorf("AutoMigrate changed rows:\n%v\n%v", before, after)
+		}
+	})
+}
+
+// TestMySQLValueColumnIsBinary: on MySQL the value column compares
+// byte-exactly, since rotation's compare-and-set compares values.
+func TestMySQLValueColumnIsBinary(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, b backend) {
+		if b.name != "mysql" {
+			t.Skip("MySQL only")
+		}
+		db := b.open(t)
+		s := newStore(t, db)
+		var collation string
+		err := db.QueryRow("SELECT collation_name FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? AND column_name = 'vault_value'", s.GetVaultTableName()).Scan(&collation)
+		if err != nil || !strings.HasSuffix(collation, "_bin") {
+			t.Errorf("vault_value collation = %q, %v; want a _bin collation", collation, err)
 		}
 	})
 }
