@@ -7,11 +7,15 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/vaultstore/vaultstore"
+	"golang.org/x/crypto/argon2"
 )
 
 // seedRows inserts n raw rows straight through SQL, every other one
@@ -334,6 +338,127 @@ func TestRotationPeakRSSChild(t *testing.T) {
 	for _, line := range strings.Split(string(status), "\n") {
 		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
 			fmt.Printf("changed %d peak-kib %s\n", n, strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+		}
+	}
+}
+
+// BenchmarkTokensRead100 reads 100 v3 tokens under one password in one
+// call, with the key cached as it is in a running application.
+func BenchmarkTokensRead100(b *testing.B) {
+	s := benchStore(b, func(*vaultstore.NewStoreOptions) {})
+	ctx := context.Background()
+	tokens := make([]string, 100)
+	for i := range tokens {
+		tok, err := s.TokenCreate(ctx, fmt.Sprint("value ", i), testPassword, 24)
+		if err != nil {
+			b.Fatal(err)
+		}
+		tokens[i] = tok
+	}
+	for b.Loop() {
+		if got, err := s.TokensRead(ctx, tokens, testPassword); err != nil || len(got) != 100 {
+			b.Fatal(len(got), err)
+		}
+	}
+}
+
+// BenchmarkArgon2idDefault is one raw Argon2id derivation with
+// DefaultCryptoConfig: the yardstick for BenchmarkTokenReadCold.
+func BenchmarkArgon2idDefault(b *testing.B) {
+	c := vaultstore.DefaultCryptoConfig()
+	salt := make([]byte, 16)
+	for b.Loop() {
+		argon2.IDKey([]byte(testPassword), salt, uint32(c.Iterations), uint32(c.Memory), uint8(c.Parallelism), uint32(c.KeyLength))
+	}
+}
+
+// BenchmarkTokenReadCold is the first read of a process: a new store, an
+// empty key cache, one TokenRead of a v3 value.
+func BenchmarkTokenReadCold(b *testing.B) {
+	db := openSQLiteFile(b, b.TempDir()+"/vault.db")
+	s := newStore(b, db, func(o *vaultstore.NewStoreOptions) { o.CryptoConfig = vaultstore.DefaultCryptoConfig() })
+	ctx := context.Background()
+	tok, err := s.TokenCreate(ctx, "sk_live_51H8example", testPassword, 24)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		fresh := reopen(b, s, vaultstore.NewStoreOptions{DB: db, CryptoConfig: vaultstore.DefaultCryptoConfig()})
+		if _, err := fresh.TokenRead(ctx, tok, testPassword); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkColdReaders16x4 starts a process with an empty key cache in
+// which 16 goroutines each read 4 v3 tokens under one password, and reports
+// the wall time of the reads and the process's peak RSS.
+func BenchmarkColdReaders16x4(b *testing.B) {
+	path := b.TempDir() + "/vault.db"
+	db := openSQLiteFile(b, path)
+	s := newStore(b, db, func(o *vaultstore.NewStoreOptions) {
+		o.VaultTableName, o.VaultMetaTableName = "vault", "vault_meta"
+		o.CryptoConfig = vaultstore.DefaultCryptoConfig()
+	})
+	seedEncrypted(b, s, 64, testPassword)
+	var wall, peak []float64
+	for b.Loop() {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestColdReadersChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "VAULTSTORE_COLD_CHILD="+path)
+		out, err := cmd.Output()
+		if err != nil {
+			b.Fatalf("child: %v\n%s", err, out)
+		}
+		var ns, kib float64
+		line := ""
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.HasPrefix(l, "wall-ns ") {
+				line = l
+			}
+		}
+		if _, err := fmt.Sscanf(line, "wall-ns %f peak-kib %f", &ns, &kib); err != nil {
+			b.Fatalf("child said %q", out)
+		}
+		wall = append(wall, ns/1e6)
+		peak = append(peak, kib/1024)
+	}
+	b.ReportMetric(slices.Max(wall), "max-wall-ms")
+	b.ReportMetric(slices.Max(peak), "peak-RSS-MiB")
+}
+
+// TestColdReadersChild is the child of BenchmarkColdReaders16x4; without
+// its environment it does nothing.
+func TestColdReadersChild(t *testing.T) {
+	path := os.Getenv("VAULTSTORE_COLD_CHILD")
+	if path == "" {
+		t.Skip("runs only as the child of BenchmarkColdReaders16x4")
+	}
+	db := openSQLiteFile(t, path)
+	s, err := vaultstore.NewStore(vaultstore.NewStoreOptions{VaultTableName: "vault", VaultMetaTableName: "vault_meta", DB: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Go(func() {
+			for i := range 4 {
+				if _, err := s.TokenRead(ctx, tokenN(g*4+i), testPassword); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	wall := time.Since(start)
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Skip("no /proc/self/status")
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			fmt.Printf("wall-ns %d peak-kib %s\n", wall.Nanoseconds(), strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
 		}
 	}
 }

@@ -116,13 +116,26 @@ const MaxValueSize = 8 << 20
 
 // CryptoConfig holds the Argon2id and AES-GCM parameters used to write
 // values. Memory is in KiB, exactly as passed to Argon2id (65536 = 64 MiB);
-// sizes are in bytes.
+// sizes are in bytes. Use one of the presets (DefaultCryptoConfig,
+// HighSecurityCryptoConfig, LightweightCryptoConfig) or a modified copy.
 //
-// The v2 format does not record its parameters, so a v2 value opens only with
-// the configuration that wrote it. NewStore rejects a configuration that
-// cannot work (zero or out-of-range Argon2 parameters, a key length other
-// than 16, 24 or 32, a nonce size other than 12, a tag size other than 16, a
-// salt shorter than 16) with ErrValidationFailed.
+// The Argon2id parameters set the cost of every key derivation: memory and
+// time per derivation, and so the cost of each password guess to an
+// attacker holding a copy of the database. At most
+// NewStoreOptions.MaxConcurrentKDF derivations run at once, so peak memory
+// is about MaxConcurrentKDF × Memory.
+//
+// v3 values (the default) record the Argon2id parameters in every value and
+// always use a 32-byte key and fixed salt, nonce and tag sizes, so changing
+// the configuration affects only values written afterwards. The v2 format
+// records nothing, so a v2 value opens only with the configuration that
+// wrote it, KeyLength and SaltSize included.
+//
+// NewStore rejects, with ErrValidationFailed, a configuration that cannot
+// work: Argon2 parameters outside 1..MaxArgon2Iterations iterations,
+// 1..MaxArgon2Parallelism lanes or 8×Parallelism..MaxArgon2Memory KiB, a key
+// length other than 16, 24 or 32, a nonce size other than 12, a tag size
+// other than 16, or a salt size outside 16..64.
 type CryptoConfig struct {
 	// Argon2id parameters.
 	Iterations  int

@@ -565,7 +565,7 @@ func (v v3Value) open(kek []byte, token string) (string, error) {
 	}
 	defer clear(key)
 	if subtle.ConstantTimeCompare(commitment, v.commitment) != 1 {
-		return "", passwordMismatch
+		return "", errPasswordMismatch
 	}
 	gcm, err := newGCM(key)
 	if err != nil {

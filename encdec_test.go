@@ -17,6 +17,7 @@ import (
 	"io"
 	mathrand "math/rand/v2"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -1045,31 +1046,24 @@ func TestV3RoundTrip(t *testing.T) {
 	}
 }
 
-// TestV3IndependentDecoder opens a value with a decoder written from the
-// format description alone (stdlib and x/crypto, no package code), and
-// checks every header field, so the documented layout is the real one.
-func TestV3IndependentDecoder(t *testing.T) {
-	stored, vaultSalt := v3TestValue(t, "the plaintext", "pw", "tk_independent", rand.Reader)
+// openV3Independently opens a v3 value with a decoder written from the
+// format description alone, with x/crypto and the standard library's
+// primitives and HKDF spelled out with HMAC (RFC 5869), no package code.
+// It returns the plaintext and the header's Argon2id parameters.
+func openV3Independently(t *testing.T, stored, password, token string) (plaintext string, iterations, memory uint32, parallelism uint8) {
+	t.Helper()
 	raw, err := base64.URLEncoding.DecodeString(strings.TrimPrefix(stored, "v3:"))
-	if err != nil {
-		t.Fatal(err)
+	if err != nil || !strings.HasPrefix(stored, "v3:") {
+		t.Fatalf("not a v3 value: %v", err)
 	}
-	if len(raw) != 56+32+len("the plaintext")+16 {
-		t.Fatalf("raw length %d", len(raw))
+	if len(raw) < 56+32+16 || raw[0] != 3 || raw[1] != 1 || raw[11] != 32 {
+		t.Fatalf("header bytes % x", raw[:min(len(raw), 12)])
 	}
-	if raw[0] != 3 || raw[1] != 1 || raw[10] != 1 || raw[11] != 32 {
-		t.Fatalf("header bytes % x", raw[:12])
-	}
-	iterations := uint32(raw[2])<<24 | uint32(raw[3])<<16 | uint32(raw[4])<<8 | uint32(raw[5])
-	memory := uint32(raw[6])<<24 | uint32(raw[7])<<16 | uint32(raw[8])<<8 | uint32(raw[9])
-	if iterations != 1 || memory != 8 {
-		t.Fatalf("iterations %d, memory %d", iterations, memory)
-	}
-	if !bytes.Equal(raw[12:28], vaultSalt) {
-		t.Fatal("vault salt not at bytes 12..28")
-	}
-	kek := argon2.IDKey([]byte("pw"), raw[12:28], iterations, memory, raw[10], 32)
-	// HKDF (RFC 5869) by hand with HMAC-SHA256.
+	iterations = binary.BigEndian.Uint32(raw[2:6])
+	memory = binary.BigEndian.Uint32(raw[6:10])
+	parallelism = raw[10]
+	vaultSalt, recordSalt, nonce := raw[12:28], raw[28:44], raw[44:56]
+	kek := argon2.IDKey([]byte(password), vaultSalt, iterations, memory, parallelism, 32)
 	hmacSum := func(key []byte, parts ...[]byte) []byte {
 		m := hmacNew(key)
 		for _, p := range parts {
@@ -1077,36 +1071,129 @@ func TestV3IndependentDecoder(t *testing.T) {
 		}
 		return m.Sum(nil)
 	}
-	prk := hmacSum(raw[28:44], kek)
-	encKey := hmacSum(prk, []byte("vaultstore v3 enc"), []byte{1})
-	commit := hmacSum(prk, []byte("vaultstore v3 commit"), []byte{1})
+	prk := hmacSum(recordSalt, kek)                                   // Extract
+	encKey := hmacSum(prk, []byte("vaultstore v3 enc"), []byte{1})    // Expand, one block
+	commit := hmacSum(prk, []byte("vaultstore v3 commit"), []byte{1}) // Expand, one block
 	if !bytes.Equal(commit, raw[56:88]) {
 		t.Fatal("commitment differs")
 	}
-	block, _ := aes.NewCipher(encKey)
-	gcm, _ := cipher.NewGCM(block)
-	ad := append(append([]byte{}, raw[:56]...), "tk_independent"...)
-	pt, err := gcm.Open(nil, raw[44:56], raw[88:], ad)
-	if err != nil || string(pt) != "the plaintext" {
-		t.Fatalf("independent open = %q, %v", pt, err)
+	block, err := aes.NewCipher(encKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gcm, err := cipher.NewGCM(block)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ad := append(append([]byte{}, raw[:56]...), token...)
+	pt, err := gcm.Open(nil, nonce, raw[88:], ad)
+	if err != nil {
+		t.Fatalf("independent open: %v", err)
+	}
+	return string(pt), iterations, memory, parallelism
+}
+
+func TestV3IndependentDecoder(t *testing.T) {
+	stored, _ := v3TestValue(t, "the plaintext", "pw", "tk_independent", rand.Reader)
+	pt, iterations, memory, parallelism := openV3Independently(t, stored, "pw", "tk_independent")
+	if pt != "the plaintext" || iterations != 1 || memory != 8 || parallelism != 1 {
+		t.Fatalf("independent decoder: %q t=%d m=%d p=%d", pt, iterations, memory, parallelism)
 	}
 }
 
-// TestV3KnownAnswer pins the format: this value was written by this code
-// with fixed randomness, and must open for as long as v3 exists.
-func TestV3KnownAnswer(t *testing.T) {
-	const stored = v3KnownAnswer
-	got, err := decryptValue(stored, "known answer password", "tk_knownanswer01", tinyConfig(), deriveDirect, deriveDirect)
-	if err != nil || got != "known answer plaintext" {
-		t.Errorf("known answer = %q, %v", got, err)
+// v3Vector is one entry of testdata/v3_vectors.json.
+type v3Vector struct {
+	Label       string `json:"label"`
+	Password    string `json:"password"`
+	Token       string `json:"token"`
+	Plaintext   string `json:"plaintext"`
+	Iterations  uint32 `json:"iterations"`
+	MemoryKiB   uint32 `json:"memory_kib"`
+	Parallelism uint8  `json:"parallelism"`
+	VaultSalt   string `json:"vault_salt_hex"`
+	StoredValue string `json:"stored_value"`
+}
+
+// v3VectorInputs are the known-answer cases: fixed inputs, and randomness
+// from countingReader, so encryptV3 must reproduce each stored value.
+var v3VectorInputs = []v3Vector{
+	{Label: "ascii", Password: "known answer password", Token: "tk_knownanswer01", Plaintext: "known answer plaintext", Iterations: 1, MemoryKiB: 8, Parallelism: 1, VaultSalt: strings.Repeat("5a", 16)},
+	{Label: "empty value, empty password", Password: "", Token: "tk_emptyvalue0001", Plaintext: "", Iterations: 1, MemoryKiB: 8, Parallelism: 1, VaultSalt: strings.Repeat("00", 16)},
+	{Label: "unicode, custom token", Password: "pässwörd-🔑", Token: "user:42/api-key", Plaintext: "Grüße, 世界! 🔐", Iterations: 2, MemoryKiB: 64, Parallelism: 2, VaultSalt: "000102030405060708090a0b0c0d0e0f"},
+	{Label: "DefaultCryptoConfig parameters", Password: "correct horse battery staple", Token: "tk_defaultparams01", Plaintext: "default parameters", Iterations: 3, MemoryKiB: 64 * 1024, Parallelism: 4, VaultSalt: "f0e1d2c3b4a5968778695a4b3c2d1e0f"},
+}
+
+// TestWriteV3Vectors regenerates testdata/v3_vectors.json when
+// VAULTSTORE_WRITE_V3_VECTORS=1; otherwise it is skipped. The file must
+// never need regenerating: TestV3Vectors fails if the format changes.
+func TestWriteV3Vectors(t *testing.T) {
+	if os.Getenv("VAULTSTORE_WRITE_V3_VECTORS") != "1" {
+		t.Skip("set VAULTSTORE_WRITE_V3_VECTORS=1 to regenerate testdata/v3_vectors.json")
 	}
-	again, _ := v3TestValue(t, "known answer plaintext", "known answer password", "tk_knownanswer01", &countingReader{})
-	if again != stored {
-		t.Errorf("encryptV3 with fixed randomness changed:\n got %s\nwant %s", again, stored)
+	out := make([]v3Vector, len(v3VectorInputs))
+	for i, v := range v3VectorInputs {
+		out[i] = v
+		out[i].StoredValue = sealV3Vector(t, v)
+	}
+	data, err := json.MarshalIndent(map[string]any{
+		"about":   "v3 values written by vaultstore with fixed inputs and randomness 00 01 02 ...; see docs/encryption.md",
+		"vectors": out,
+	}, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("testdata/v3_vectors.json", append(data, '\n'), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 
-const v3KnownAnswer = "v3:AwEAAAABAAAACAEgWlpaWlpaWlpaWlpaWlpaWgABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscB3M-n5wd6D-X-1cekI_M9_EOcrEp9MwIXSTC9pJgK88BMPFhb7FTJhKpii4hiJC3l1C3jYCVqUC4Xq_nsfKQRsboCzUh"
+func sealV3Vector(t *testing.T, v v3Vector) string {
+	t.Helper()
+	salt, err := hex.DecodeString(v.VaultSalt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := argon2Params{Iterations: v.Iterations, MemoryKiB: v.MemoryKiB, Parallelism: v.Parallelism, KeyLength: v3KeyLen}
+	stored, err := encryptV3(v.Plaintext, v.Token, deriveArgon2id(v.Password, salt, p), p, salt, &countingReader{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stored
+}
+
+// TestV3Vectors checks every known answer three ways: the independent
+// decoder, the package's decoder, and re-encryption with the same inputs.
+func TestV3Vectors(t *testing.T) {
+	data, err := os.ReadFile("testdata/v3_vectors.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file struct {
+		About   string     `json:"about"`
+		Vectors []v3Vector `json:"vectors"`
+	}
+	if err := json.Unmarshal(data, &file); err != nil {
+		t.Fatal(err)
+	}
+	if len(file.Vectors) != len(v3VectorInputs) {
+		t.Fatalf("%d vectors in the file, %d inputs", len(file.Vectors), len(v3VectorInputs))
+	}
+	for _, v := range file.Vectors {
+		t.Run(v.Label, func(t *testing.T) {
+			pt, iterations, memory, parallelism := openV3Independently(t, v.StoredValue, v.Password, v.Token)
+			if pt != v.Plaintext || iterations != v.Iterations || memory != v.MemoryKiB || parallelism != v.Parallelism {
+				t.Errorf("independent decoder: %q t=%d m=%d p=%d", pt, iterations, memory, parallelism)
+			}
+			got, err := decryptValue(v.StoredValue, v.Password, v.Token, tinyConfig(), deriveDirect, deriveDirect)
+			if err != nil || got != v.Plaintext {
+				t.Errorf("decryptValue = %q, %v", got, err)
+			}
+			if again := sealV3Vector(t, v); again != v.StoredValue {
+				t.Errorf("encryptV3 with the vector's inputs changed:\n got %s\nwant %s", again, v.StoredValue)
+			}
+		})
+	}
+}
 
 func TestV3ErrorsTellPasswordFromDamage(t *testing.T) {
 	stored, _ := v3TestValue(t, "secret plaintext", "right password", "tk_one", rand.Reader)
@@ -1262,3 +1349,25 @@ func FuzzDecryptV3(f *testing.F) {
 }
 
 func hmacNew(key []byte) hash.Hash { return hmac.New(sha256.New, key) }
+
+// TestV3FourGiBHeaderRefusedWithoutAllocating: a value whose header asks
+// for 4 GiB of Argon2 memory is refused by the real decoder, with real key
+// derivation behind it, before anything large is allocated.
+func TestV3FourGiBHeaderRefusedWithoutAllocating(t *testing.T) {
+	good, _ := v3TestValue(t, "v", "pw", "tk_4gib", rand.Reader)
+	raw, _ := b64.DecodeString(strings.TrimPrefix(good, "v3:"))
+	binary.BigEndian.PutUint32(raw[6:], 4<<20) // KiB
+	crafted := "v3:" + b64.EncodeToString(raw)
+
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err := decryptValue(crafted, "pw", "tk_4gib", tinyConfig(), deriveDirect, deriveDirect)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrDecryptionFailed) || !strings.Contains(err.Error(), "memory") {
+		t.Fatalf("4 GiB header: %v, want ErrDecryptionFailed naming the memory", err)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
+		t.Fatalf("refusing the value allocated %d bytes", grew)
+	}
+}

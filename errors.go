@@ -60,9 +60,9 @@ func (openFailedError) Is(target error) bool {
 	return target == ErrInvalidPassword || target == ErrDecryptionFailed
 }
 
-// passwordMismatch is the v3 failure when the key commitment does not match:
+// errPasswordMismatch is the v3 failure when the key commitment does not match:
 // the password is wrong, and the value itself may well be intact.
-var passwordMismatch = fmt.Errorf("%w: the password does not open this value", ErrInvalidPassword)
+var errPasswordMismatch = fmt.Errorf("%w: the password does not open this value", ErrInvalidPassword)
 
 // validationErrorf wraps ErrValidationFailed with a description of what was
 // wrong. Callers must not pass secrets as arguments.

@@ -462,3 +462,37 @@ func rotationChild() {
 	fmt.Println("done", err)
 	os.Exit(0)
 }
+
+// TestPasswordIdentityLinksFollowDeletes: deleting a record removes its
+// link, so a rotation's Total counts only records that exist.
+func TestPasswordIdentityLinksFollowDeletes(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		db := b.open(t)
+		s := newStore(t, db, func(o *vaultstore.NewStoreOptions) { o.PasswordIdentityEnabled = true })
+		for i := range 4 {
+			mustCustom(t, s, fmt.Sprintf("tk_linkdel%04d", i), "v", pwOld)
+		}
+		links := func() int64 {
+			return countRows(t, db, "SELECT COUNT(*) FROM "+s.GetMetaTableName()+" WHERE object_type = '"+vaultstore.OBJECT_TYPE_RECORD+"'")
+		}
+		if n := links(); n != 4 {
+			t.Fatalf("%d links for 4 records", n)
+		}
+		if err := s.TokenDelete(ctx, "tk_linkdel0000"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RecordDeleteByToken(ctx, "tk_linkdel0001"); err != nil {
+			t.Fatal(err)
+		}
+		if n := links(); n != 2 {
+			t.Errorf("%d links after deleting 2 of 4 records, want 2", n)
+		}
+		var total int
+		n, err := s.TokensChangePassword(ctx, pwOld, pwNew, vaultstore.ChangePasswordOptions{Progress: func(p vaultstore.ChangePasswordProgress) { total = p.Total }})
+		if err != nil || n != 2 || total != 2 {
+			t.Errorf("rotation = %d (total %d), %v; want 2 of 2", n, total, err)
+		}
+	})
+}

@@ -12,7 +12,18 @@ import (
 	"gorm.io/gorm/logger"
 )
 
-// Store keeps encrypted values in a SQL database. Create it with NewStore.
+// Store keeps encrypted values in a SQL database. Create it with NewStore;
+// it implements StoreInterface.
+//
+// Values are addressed by token (the Token* methods, which encrypt and
+// decrypt) or handled as raw rows (the Record* methods, which never touch
+// plaintext). Every method takes a context that bounds its database work and
+// any wait for a key derivation slot. Failures a caller can act on match the
+// package's sentinel errors with errors.Is.
+//
+// A Store keeps derived keys in memory (NewStoreOptions.KeyCacheSize) and
+// holds no other resource: there is nothing to close, and the caller owns
+// and closes the *sql.DB.
 //
 // A Store is safe for concurrent use by multiple goroutines, and several
 // processes may share one database: every multi-row change runs in a

@@ -302,6 +302,12 @@ func (s *Store) RecordDeleteByToken(ctx context.Context, token string) error {
 }
 
 func (s *Store) deleteWhere(ctx context.Context, column, key string) error {
+	var ids []string
+	if s.passwordIdentityEnabled {
+		if err := s.vault(ctx).Where(column+" = ?", key).Pluck(COLUMN_ID, &ids).Error; err != nil {
+			return fmt.Errorf("vaultstore: failed to look up record: %w", err)
+		}
+	}
 	res := s.vault(ctx).Where(column+" = ?", key).Delete(&gormVaultRecord{})
 	if res.Error != nil {
 		return fmt.Errorf("vaultstore: failed to delete record: %w", res.Error)
@@ -309,7 +315,9 @@ func (s *Store) deleteWhere(ctx context.Context, column, key string) error {
 	if res.RowsAffected == 0 {
 		return fmt.Errorf("%w: %s %q", ErrRecordNotFound, column, key)
 	}
-	return nil
+	// A link left behind would be harmless (rotation ignores it), so it is
+	// removed after the record rather than in one transaction with it.
+	return s.unlinkRecords(s.db.WithContext(ctx), ids...)
 }
 
 // RecordSoftDelete marks record as deleted now. It stays in the table, out

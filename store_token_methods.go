@@ -458,15 +458,3 @@ func (s *Store) TokensReadToResolvedMap(ctx context.Context, keyTokenMap map[str
 	}
 	return out, nil
 }
-
-// compareAndSetValue replaces a row's value only if it still holds the value
-// read earlier, so that a concurrent write is never overwritten.
-func (s *Store) compareAndSetValue(db *gorm.DB, id, old, updated string) (bool, error) {
-	res := db.Table(s.vaultTable).
-		Where(COLUMN_ID+" = ? AND "+COLUMN_VAULT_VALUE+" = ?", id, old).
-		Updates(map[string]any{COLUMN_VAULT_VALUE: updated, COLUMN_UPDATED_AT: nowString()})
-	if res.Error != nil {
-		return false, res.Error
-	}
-	return res.RowsAffected > 0, nil
-}
