@@ -1,0 +1,282 @@
+package vaultstore_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	_ "github.com/glebarez/sqlite" // the pure-Go SQLite driver, registered as "sqlite"
+
+	"github.com/vaultstore/vaultstore"
+)
+
+// The README's first example: open SQLite, create a store, store a secret
+// and read it back.
+func Example() {
+	ctx := context.Background()
+	db, err := sql.Open("sqlite", "file:vault.db?mode=memory&cache=shared")
+	if err != nil {
+		log.Fatal(err)
+	}
+	store, err := vaultstore.NewStore(vaultstore.NewStoreOptions{
+		VaultTableName:     "vault",
+		VaultMetaTableName: "vault_meta",
+		DB:                 db,
+		AutomigrateEnabled: true,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	token, err := store.TokenCreate(ctx, "sk_live_51H8example", "a long application password", 24)
+	if err != nil {
+		log.Fatal(err)
+	}
+	value, err := store.TokenRead(ctx, token, "a long application password")
+	fmt.Println(value, err)
+	// Output: sk_live_51H8example <nil>
+}
+
+// TestREADMEGoBlocksAreExamples keeps the README honest: every Go block in
+// it is part of an Example function here, which the tests compile and run.
+func TestREADMEGoBlocksAreExamples(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	examples, err := os.ReadFile("example_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	normalize := func(s string) string {
+		var out []string
+		for _, line := range strings.Split(s, "\n") {
+			if line = strings.TrimSpace(line); line != "" {
+				out = append(out, line)
+			}
+		}
+		return strings.Join(out, "\n")
+	}
+	body := normalize(string(examples))
+	blocks := strings.Split(string(readme), "```go\n")[1:]
+	if len(blocks) == 0 {
+		t.Fatal("README has no Go block")
+	}
+	for i, b := range blocks {
+		code, _, ok := strings.Cut(b, "```")
+		if !ok {
+			t.Fatalf("README Go block %d is not closed", i)
+		}
+		if !strings.Contains(body, normalize(code)) {
+			t.Errorf("README Go block %d is not in example_test.go:\n%s", i, code)
+		}
+	}
+}
+
+// exampleStore is what ExampleNewStore builds, on a private in-memory
+// database and with LightweightCryptoConfig so that the examples run
+// quickly; applications keep the default (nil means DefaultCryptoConfig).
+func exampleStore() *vaultstore.Store {
+	db, err := sql.Open("sqlite", ":memory:")
+	if err != nil {
+		log.Fatal(err)
+	}
+	db.SetMaxOpenConns(1) // every connection to ":memory:" is its own database
+	store, err := vaultstore.NewStore(vaultstore.NewStoreOptions{
+		VaultTableName:     "vault",
+		VaultMetaTableName: "vault_meta",
+		DB:                 db,
+		AutomigrateEnabled: true,
+		CryptoConfig:       vaultstore.LightweightCryptoConfig(),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	return store
+}
+
+func ExampleNewStore() {
+	db, err := sql.Open("sqlite", "file:app.db?mode=memory") // or pgx, or mysql
+	if err != nil {
+		log.Fatal(err)
+	}
+	store, err := vaultstore.NewStore(vaultstore.NewStoreOptions{
+		VaultTableName:     "vault",
+		VaultMetaTableName: "vault_meta",
+		DB:                 db,
+		AutomigrateEnabled: true, // create or upgrade the tables now
+		PasswordMinLength:  20,   // policy for passwords given to writes
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(store.GetDbDriverName(), store.GetVaultTableName())
+	// Output: sqlite vault
+}
+
+func ExampleStore_TokenCreate() {
+	ctx := context.Background()
+	store := exampleStore()
+	const password = "correct horse battery staple"
+
+	token, err := store.TokenCreate(ctx, "postgres://app:s3cret@db/app", password, 20)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(vaultstore.IsToken(token), len(token))
+
+	value, err := store.TokenRead(ctx, token, password)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(value)
+	// Output:
+	// true 20
+	// postgres://app:s3cret@db/app
+}
+
+func ExampleStore_TokenCreate_expiry() {
+	ctx := context.Background()
+	store := exampleStore()
+	const password = "correct horse battery staple"
+
+	token, err := store.TokenCreate(ctx, "one-time code 314159", password, 20, vaultstore.TokenCreateOptions{
+		ExpiresAt: time.Now().Add(-time.Minute), // already past, to show the error
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	_, err = store.TokenRead(ctx, token, password)
+	fmt.Println(errors.Is(err, vaultstore.ErrTokenExpired))
+
+	// Renewing makes it readable again; the zero time means never expire.
+	if err := store.TokenRenew(ctx, token, time.Now().Add(time.Hour)); err != nil {
+		log.Fatal(err)
+	}
+	value, err := store.TokenRead(ctx, token, password)
+	fmt.Println(value, err)
+
+	// Expired tokens can be cleaned up in one statement.
+	n, err := store.TokensExpiredDelete(ctx)
+	fmt.Println(n, err)
+	// Output:
+	// true
+	// one-time code 314159 <nil>
+	// 0 <nil>
+}
+
+func ExampleStore_TokensRead() {
+	ctx := context.Background()
+	store := exampleStore()
+	const password = "correct horse battery staple"
+
+	stripe, _ := store.TokenCreate(ctx, "sk_live_stripe", password, 20)
+	github, _ := store.TokenCreate(ctx, "ghp_github", password, 20)
+
+	// One query for all tokens; with v3 values one key derivation at most.
+	values, err := store.TokensRead(ctx, []string{stripe, github}, password)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(values[stripe], values[github])
+
+	// Or resolve a map of names to tokens into names to values.
+	resolved, err := store.TokensReadToResolvedMap(ctx, map[string]string{"STRIPE_KEY": stripe, "GITHUB_TOKEN": github}, password)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(resolved["STRIPE_KEY"], resolved["GITHUB_TOKEN"])
+	// Output:
+	// sk_live_stripe ghp_github
+	// sk_live_stripe ghp_github
+}
+
+func ExampleStore_RecordList() {
+	ctx := context.Background()
+	store := exampleStore()
+	const password = "correct horse battery staple"
+	for _, token := range []string{"tk_app_b", "tk_app_a", "tk_app_c"} {
+		if err := store.TokenCreateCustom(ctx, token, "value of "+token, password); err != nil {
+			log.Fatal(err)
+		}
+	}
+
+	// Column names and the sort order are validated: a query parameter
+	// can never become SQL.
+	records, err := store.RecordList(ctx, vaultstore.RecordQuery().
+		SetColumns([]string{vaultstore.COLUMN_VAULT_TOKEN, vaultstore.COLUMN_EXPIRES_AT}).
+		SetOrderBy(vaultstore.COLUMN_VAULT_TOKEN).
+		SetSortOrder(vaultstore.ASC).
+		SetLimit(2))
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, r := range records {
+		fmt.Println(r.GetToken(), r.GetExpiresAt())
+	}
+
+	_, err = store.RecordList(ctx, vaultstore.RecordQuery().SetOrderBy("id; DROP TABLE vault"))
+	fmt.Println(errors.Is(err, vaultstore.ErrValidationFailed))
+	// Output:
+	// tk_app_a 9999-12-31 23:59:59
+	// tk_app_b 9999-12-31 23:59:59
+	// true
+}
+
+func ExampleStore_TokensChangePassword() {
+	ctx := context.Background()
+	store := exampleStore()
+	const oldPassword, newPassword = "the password of last year", "the password of this year"
+	for i := range 5 {
+		if _, err := store.TokenCreate(ctx, fmt.Sprint("secret ", i), oldPassword, 20); err != nil {
+			log.Fatal(err)
+		}
+	}
+
+	changed, err := store.TokensChangePassword(ctx, oldPassword, newPassword, vaultstore.ChangePasswordOptions{
+		BatchSize: 2,
+		Progress: func(p vaultstore.ChangePasswordProgress) {
+			fmt.Printf("scanned %d of %d, changed %d\n", p.Scanned, p.Total, p.Changed)
+		},
+	})
+	fmt.Println(changed, err)
+	// Output:
+	// scanned 2 of 5, changed 2
+	// scanned 4 of 5, changed 4
+	// scanned 5 of 5, changed 5
+	// 5 <nil>
+}
+
+// Every failure a caller can act on matches a sentinel error.
+func Example_errors() {
+	ctx := context.Background()
+	store := exampleStore()
+	const password = "correct horse battery staple"
+	token, _ := store.TokenCreate(ctx, "value", password, 20)
+
+	_, err := store.TokenRead(ctx, token, "not the right password")
+	fmt.Println("wrong password:", errors.Is(err, vaultstore.ErrInvalidPassword))
+
+	_, err = store.TokenRead(ctx, "tk_does_not_exist", password)
+	fmt.Println("absent token:", errors.Is(err, vaultstore.ErrRecordNotFound))
+
+	err = store.TokenCreateCustom(ctx, token, "again", password)
+	fmt.Println("taken token:", errors.Is(err, vaultstore.ErrTokenAlreadyExists))
+
+	_, err = store.TokenCreate(ctx, "value", "short", 20)
+	fmt.Println("weak password:", errors.Is(err, vaultstore.ErrPasswordInvalid))
+
+	_, err = store.TokenRead(ctx, "", password)
+	fmt.Println("bad input:", errors.Is(err, vaultstore.ErrValidationFailed))
+	// Output:
+	// wrong password: true
+	// absent token: true
+	// taken token: true
+	// weak password: true
+	// bad input: true
+}
