@@ -74,9 +74,10 @@ import (
 
 // maxStoredValueLen bounds what is decoded at all, so that a crafted row
 // cannot make a read allocate without limit. v1 is the larger format: a
-// MaxValueSize value grows by 4/3 (base64), up to 2x (padding to a power of
-// two) and 4/3 twice more (two base64 layers), about 3.6x in all. v2 adds
-// only a third.
+// value becomes base64 (4/3), is padded to a power of two, and is base64
+// encoded twice more (16/9). For any value up to MaxValueSize the padded
+// layer is at most 16 MiB, so the stored text is at most 16 MiB × 16/9,
+// about 28.4 MiB, under this bound. v2 and v3 add about a third.
 const maxStoredValueLen = 4 * MaxValueSize
 
 // v1KeyLen is the length of the hex pad v1Key produces.

@@ -81,10 +81,11 @@ func parsePHC(s string) (identityHash, error) {
 	return identityHash{params: p, salt: salt, hash: hash}, nil
 }
 
-// identityMatches verifies password against an identity, through the key
-// cache so that each identity costs one derivation per password.
+// identityMatches verifies password against an identity. It bypasses the
+// key cache, whose entries serve values: identityFor remembers its answer,
+// and a rotation checks each identity once.
 func (s *Store) identityMatches(ctx context.Context, h identityHash, password string) (bool, error) {
-	key, err := s.keys.derive(ctx, password, h.salt, h.params)
+	key, err := s.keys.deriveUncached(ctx, password, h.salt, h.params)
 	if err != nil {
 		return false, err
 	}
@@ -241,8 +242,10 @@ func (s *Store) rotateByIdentity(ctx context.Context, oldPassword, newPassword s
 	if err := links().Count(&total).Error; err != nil {
 		return 0, fmt.Errorf("vaultstore: failed to count linked records: %w", err)
 	}
-	r := rotation{s: s, old: oldPassword, new: newPassword, opts: opts, parallel: total > int64(s.parallelThreshold)}
-	r.progress.Total = int(total)
+	r, err := s.newRotation(ctx, oldPassword, newPassword, opts, total)
+	if err != nil {
+		return 0, err
+	}
 	if !opts.DryRun {
 		r.onCommit = func(tx *gorm.DB, ids []string) error { return s.linkRecords(tx, newID, ids...) }
 	}
@@ -278,32 +281,9 @@ func (s *Store) rotateByIdentity(ctx context.Context, oldPassword, newPassword s
 		}
 		r.report()
 	}
-	if !opts.DryRun {
-		if err := s.dropUnusedIdentities(ctx, oldIDs, newID); err != nil {
-			return r.finish(err)
-		}
-	}
+	// The old identity is kept, not deleted: a writer in another process
+	// may still hold its id and link a new record to it, and a rotation
+	// must then find that record. A retired password therefore still
+	// matches its identity, and rotating from it again changes nothing.
 	return r.finish(nil)
-}
-
-// dropUnusedIdentities deletes identities among ids (except keep) that no
-// record links to any more, so the old password stops being recognised.
-func (s *Store) dropUnusedIdentities(ctx context.Context, ids []string, keep string) error {
-	for _, id := range ids {
-		if id == keep {
-			continue
-		}
-		var n int64
-		if err := s.meta(ctx).Where(COLUMN_OBJECT_TYPE+" = ? AND "+COLUMN_META_KEY+" = ? AND "+COLUMN_META_VALUE+" = ?", OBJECT_TYPE_RECORD, META_KEY_PASSWORD_ID, id).Count(&n).Error; err != nil {
-			return fmt.Errorf("vaultstore: failed to count linked records: %w", err)
-		}
-		if n > 0 {
-			continue
-		}
-		if err := s.meta(ctx).Where(COLUMN_OBJECT_TYPE+" = ? AND "+COLUMN_OBJECT_ID+" = ?", OBJECT_TYPE_PASSWORD_IDENTITY, id).Delete(&gormVaultMeta{}).Error; err != nil {
-			return fmt.Errorf("vaultstore: failed to delete a password identity: %w", err)
-		}
-	}
-	s.identityIDs.Clear()
-	return nil
 }

@@ -23,8 +23,9 @@ func (p passwordPolicy) check(password string) error {
 		}
 		return passwordErrorf("the password is empty")
 	}
-	if n := utf8.RuneCountInString(password); n < p.minLength {
-		return passwordErrorf("the password has %d characters, fewer than %d", n, p.minLength)
+	if utf8.RuneCountInString(password) < p.minLength {
+		// The length stays out of the message: it narrows a guess.
+		return passwordErrorf("the password is shorter than %d characters", p.minLength)
 	}
 	var lower, upper, number, symbol bool
 	for _, r := range password {

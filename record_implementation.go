@@ -68,6 +68,9 @@ func (r *Record) String() string {
 	return fmt.Sprintf("vaultstore.Record{id=%q token=%q}", r.GetID(), r.GetToken())
 }
 
+// GoString is String, so that %#v does not print the value either.
+func (r *Record) GoString() string { return r.String() }
+
 func (r *Record) get(key string) string { return r.data[key] }
 
 func (r *Record) set(key, value string) *Record {

@@ -1,6 +1,7 @@
 package vaultstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -69,12 +70,14 @@ type rekeyItem struct {
 // returns how many it changed. Values are rewritten in the store's write
 // format (v3 unless EncryptionVersion says v2) with the current
 // CryptoConfig, so oldPassword == newPassword upgrades v1 and v2 values and
-// values written with older parameters.
+// v3 values written with older parameters or another vault salt; v3 values
+// that are already current are left alone, so running it again returns 0.
 //
 // Records are read in batches ordered by id (keyset pagination), test-
 // decrypted on a worker pool (v3 values cost microseconds once the key of
-// their password is derived; v1 and v2 values cost a derivation each,
-// spread over the cores within MaxConcurrentKDF), and each batch is written
+// their password is derived, v1 values a few hashes; v2 values cost a
+// derivation each, spread over the cores within MaxConcurrentKDF), and each
+// batch is written
 // in one transaction with a compare-and-set on every row's old value: a
 // concurrent TokenUpdate is never overwritten, and a row that changed is
 // read again and retried. Records that do not open are left byte-identical;
@@ -116,8 +119,10 @@ func (s *Store) TokensChangePassword(ctx context.Context, oldPassword, newPasswo
 	if err := s.vault(ctx).Count(&total).Error; err != nil {
 		return 0, fmt.Errorf("vaultstore: failed to count records: %w", err)
 	}
-	r := rotation{s: s, old: oldPassword, new: newPassword, opts: opts, parallel: total > int64(s.parallelThreshold)}
-	r.progress.Total = int(total)
+	r, err := s.newRotation(ctx, oldPassword, newPassword, opts, total)
+	if err != nil {
+		return 0, err
+	}
 	after := ""
 	for {
 		if err := ctx.Err(); err != nil {
@@ -142,6 +147,28 @@ func (s *Store) TokensChangePassword(ctx context.Context, oldPassword, newPasswo
 	}
 }
 
+// newRotation prepares a rotation over total records.
+func (s *Store) newRotation(ctx context.Context, oldPassword, newPassword string, opts ChangePasswordOptions, total int64) (*rotation, error) {
+	r := &rotation{s: s, old: oldPassword, new: newPassword, opts: opts, parallel: total > int64(s.parallelThreshold)}
+	r.progress.Total = int(total)
+	if oldPassword == newPassword && s.writeVersion == ENCRYPTION_VERSION_V3 {
+		salt, err := s.readVaultSalt(ctx)
+		switch {
+		case errors.Is(err, ErrRecordNotFound):
+			// No v3 value was written in this vault: nothing is current.
+		case err != nil:
+			return nil, err
+		default:
+			p := v3Params(&s.crypto)
+			r.current = func(stored string) bool {
+				v, err := parseV3(stored)
+				return err == nil && v.params == p && bytes.Equal(v.vaultSalt, salt)
+			}
+		}
+	}
+	return r, nil
+}
+
 // rotation is the state of one TokensChangePassword call.
 type rotation struct {
 	s        *Store
@@ -150,6 +177,10 @@ type rotation struct {
 	parallel bool
 	progress ChangePasswordProgress
 	reported bool // progress was reported as it is now
+	// current, when set, reports values already in the write format with
+	// the current parameters and vault salt: a same-password rotation
+	// leaves them alone, so running it again changes nothing.
+	current func(stored string) bool
 	// onCommit, when set, runs inside each batch's transaction after its
 	// updates, with the ids that changed: password identities relink them
 	// atomically with the values.
@@ -208,6 +239,11 @@ func (r *rotation) batch(ctx context.Context, rows []gormVaultRecord) error {
 		if err := r.examine(ctx, pending); err != nil {
 			return err
 		}
+		for _, it := range pending {
+			if it.skipped {
+				r.progress.Skipped++
+			}
+		}
 	}
 }
 
@@ -217,6 +253,9 @@ func (r *rotation) examine(ctx context.Context, items []rekeyItem) error {
 	one := func(ctx context.Context, i int) error {
 		it := &items[i]
 		it.sealed, it.skipped = "", false
+		if r.current != nil && r.current(it.value) {
+			return nil
+		}
 		plain, err := r.s.decryptOnce(ctx, it.value, r.old, it.token)
 		switch {
 		case err == nil:

@@ -200,6 +200,21 @@ func TestRotationSamePasswordUpgrades(t *testing.T) {
 		if err != nil || got["tk_upgrade0006"] != "value 6" {
 			t.Errorf("after upgrade: %v, %v", got, err)
 		}
+		// Current values are left alone: a second run changes nothing.
+		before := values(t, current)
+		if n, err := current.TokensChangePassword(ctx, testPassword, testPassword); err != nil || n != 0 {
+			t.Errorf("second same-password rotation = %d, %v, want 0", n, err)
+		}
+		if fmt.Sprint(values(t, current)) != fmt.Sprint(before) {
+			t.Error("the second same-password rotation rewrote values")
+		}
+		// A new CryptoConfig makes them out of date again.
+		stronger := testCrypto()
+		stronger.Iterations = 2
+		upgraded := reopen(t, legacy, vaultstore.NewStoreOptions{DB: db, CryptoConfig: stronger})
+		if n, err := upgraded.TokensChangePassword(ctx, testPassword, testPassword); err != nil || n != 7 {
+			t.Errorf("same-password rotation to new parameters = %d, %v, want 7", n, err)
+		}
 	})
 }
 
@@ -357,9 +372,10 @@ func TestRotationPasswordIdentities(t *testing.T) {
 		if err != nil || got["tk_ident_b01"] != "b moved to A" {
 			t.Errorf("after rotation: %v, %v", got, err)
 		}
-		// The old identity is gone; the new one has the records.
-		if _, err := s.TokensChangePassword(ctx, "password A is long enough", "password D is long enough"); !errors.Is(err, vaultstore.ErrInvalidPassword) {
-			t.Errorf("rotating from the retired password: %v, want ErrInvalidPassword", err)
+		// The retired password's identity stays but links nothing: rotating
+		// from it again changes nothing; the new one has the records.
+		if n, err := s.TokensChangePassword(ctx, "password A is long enough", "password D is long enough"); err != nil || n != 0 {
+			t.Errorf("rotating from the retired password = %d, %v; want 0, nil", n, err)
 		}
 		if n, err := s.TokensChangePassword(ctx, "password C is long enough", "password D is long enough"); err != nil || n != 4 {
 			t.Errorf("rotating on = %d, %v, want 4", n, err)
@@ -493,6 +509,32 @@ func TestPasswordIdentityLinksFollowDeletes(t *testing.T) {
 		n, err := s.TokensChangePassword(ctx, pwOld, pwNew, vaultstore.ChangePasswordOptions{Progress: func(p vaultstore.ChangePasswordProgress) { total = p.Total }})
 		if err != nil || n != 2 || total != 2 {
 			t.Errorf("rotation = %d (total %d), %v; want 2 of 2", n, total, err)
+		}
+	})
+}
+
+// TestPasswordIdentityRetiredButStillUsed: a store that cached an identity
+// before another store rotated away from its password may still link new
+// records to it; the next rotation must find them.
+func TestPasswordIdentityRetiredButStillUsed(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		db := b.open(t)
+		identities := func(o *vaultstore.NewStoreOptions) { o.PasswordIdentityEnabled = true }
+		a := newStore(t, db, identities)
+		mustCustom(t, a, "tk_retired00001", "first", pwOld)
+		other := reopen(t, a, vaultstore.NewStoreOptions{DB: db}, identities)
+		if n, err := other.TokensChangePassword(ctx, pwOld, pwNew); err != nil || n != 1 {
+			t.Fatalf("first rotation = %d, %v", n, err)
+		}
+		// a still believes in pwOld's identity and writes under it.
+		mustCustom(t, a, "tk_retired00002", "second", pwOld)
+		if n, err := other.TokensChangePassword(ctx, pwOld, pwNew); err != nil || n != 1 {
+			t.Fatalf("second rotation = %d, %v; want the record written under the retired identity", n, err)
+		}
+		if v, err := a.TokenRead(ctx, "tk_retired00002", pwNew); err != nil || v != "second" {
+			t.Errorf("after the second rotation: %q, %v", v, err)
 		}
 	})
 }

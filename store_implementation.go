@@ -26,8 +26,9 @@ import (
 // and closes the *sql.DB.
 //
 // A Store is safe for concurrent use by multiple goroutines, and several
-// processes may share one database: every multi-row change runs in a
-// transaction or as a single statement. It starts no background goroutine
+// processes may share one database: writes that must hold together (a
+// rotation batch, a record and its password identity link) run in one
+// transaction, and bulk changes are single statements. It starts no background goroutine
 // and prints nothing unless debugging is enabled.
 type Store struct {
 	vaultTable string

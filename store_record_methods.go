@@ -12,8 +12,9 @@ import (
 
 // RecordCount returns how many records match query. Limit, offset, order
 // and columns do not affect the count.
-func (s *Store) RecordCount(ctx context.Context, query RecordQueryInterface) (int64, error) {
-	if err := validateQuery(query); err != nil {
+func (s *Store) RecordCount(ctx context.Context, q RecordQueryInterface) (int64, error) {
+	query, err := checkedQuery(q)
+	if err != nil {
 		return 0, err
 	}
 	var n int64
@@ -26,8 +27,9 @@ func (s *Store) RecordCount(ctx context.Context, query RecordQueryInterface) (in
 // RecordList returns the records matching query, ordered by id unless the
 // query names another order. Only the selected columns are present in each
 // record when the query sets columns.
-func (s *Store) RecordList(ctx context.Context, query RecordQueryInterface) ([]RecordInterface, error) {
-	if err := validateQuery(query); err != nil {
+func (s *Store) RecordList(ctx context.Context, q RecordQueryInterface) ([]RecordInterface, error) {
+	query, err := checkedQuery(q)
+	if err != nil {
 		return nil, err
 	}
 	var columns []string
@@ -140,7 +142,7 @@ func (s *Store) RecordCreate(ctx context.Context, record RecordInterface) error 
 		}
 		*ts.dst = dbTimestamp(v)
 	}
-	if err := s.insertRecord(ctx, s.db.WithContext(ctx), &row); err != nil {
+	if err := s.insertRecord(ctx, &row); err != nil {
 		return err
 	}
 	if r, ok := record.(*Record); ok {
@@ -149,10 +151,17 @@ func (s *Store) RecordCreate(ctx context.Context, record RecordInterface) error 
 	return nil
 }
 
-// insertRecord inserts row through db (the store's handle or a
-// transaction) and maps a duplicate token to ErrTokenAlreadyExists.
-func (s *Store) insertRecord(ctx context.Context, db *gorm.DB, row *gormVaultRecord) error {
-	err := db.Table(s.vaultTable).Create(row).Error
+// insertRecord inserts row and maps a duplicate token to
+// ErrTokenAlreadyExists.
+func (s *Store) insertRecord(ctx context.Context, row *gormVaultRecord) error {
+	return s.classifyInsertError(ctx, row, s.db.WithContext(ctx).Table(s.vaultTable).Create(row).Error)
+}
+
+// classifyInsertError explains a failed insert of row. It reads the table,
+// so a caller inside a transaction calls it after the transaction ended:
+// PostgreSQL refuses statements in a failed transaction, and a pool of one
+// connection would wait for itself.
+func (s *Store) classifyInsertError(ctx context.Context, row *gormVaultRecord, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -253,8 +262,9 @@ func (s *Store) RecordUpdate(ctx context.Context, record RecordInterface) error 
 			return fmt.Errorf("%w: id %q", ErrRecordNotFound, id)
 		}
 	}
+	current := record.Data()
 	for k, v := range changed {
-		if (record.Data())[k] != v {
+		if current[k] != v {
 			setColumn(record, k, v)
 		}
 	}

@@ -429,3 +429,32 @@ func TestRecordQueryRejectsSQL(t *testing.T) {
 		}
 	})
 }
+
+// shiftyQuery answers the first GetOrderBy with a valid column and later
+// ones with SQL: the store must build its query from what it validated.
+type shiftyQuery struct {
+	vaultstore.RecordQueryInterface
+	calls int
+}
+
+func (q *shiftyQuery) GetOrderBy() string {
+	q.calls++
+	if q.calls == 1 {
+		return vaultstore.COLUMN_ID
+	}
+	return "(SELECT 1/0)"
+}
+
+func TestRecordQueryReadOnce(t *testing.T) {
+	t.Parallel()
+	s := newTestStore(t)
+	mustCreateRecord(t, s, "tk_shifty0000001", "v")
+	q := &shiftyQuery{RecordQueryInterface: vaultstore.RecordQuery().SetOrderBy(vaultstore.COLUMN_ID)}
+	list, err := s.RecordList(context.Background(), q)
+	if err != nil || len(list) != 1 {
+		t.Fatalf("RecordList = %d, %v", len(list), err)
+	}
+	if q.calls != 1 {
+		t.Errorf("GetOrderBy called %d times; the store must read a query once", q.calls)
+	}
+}

@@ -206,3 +206,51 @@ func queryOrder(q RecordQueryInterface) (column string, desc bool) {
 	}
 	return q.GetOrderBy(), desc
 }
+
+// checkedQuery copies q, reading each of its getters once, and validates
+// the copy. The store builds SQL only from such a copy: a caller's own
+// implementation of RecordQueryInterface could otherwise answer the
+// validation with one column name and the query with another.
+func checkedQuery(q RecordQueryInterface) (*recordQuery, error) {
+	if q == nil {
+		return nil, validationErrorf("query is nil")
+	}
+	c := &recordQuery{}
+	if c.set.columns = q.IsColumnsSet(); c.set.columns {
+		c.columns = slices.Clone(q.GetColumns())
+	}
+	if c.set.id = q.IsIDSet(); c.set.id {
+		c.id = q.GetID()
+	}
+	if c.set.idIn = q.IsIDInSet(); c.set.idIn {
+		c.idIn = slices.Clone(q.GetIDIn())
+	}
+	if c.set.token = q.IsTokenSet(); c.set.token {
+		c.token = q.GetToken()
+	}
+	if c.set.tokenIn = q.IsTokenInSet(); c.set.tokenIn {
+		c.tokenIn = slices.Clone(q.GetTokenIn())
+	}
+	if c.set.offset = q.IsOffsetSet(); c.set.offset {
+		c.offset = q.GetOffset()
+	}
+	if c.set.limit = q.IsLimitSet(); c.set.limit {
+		c.limit = q.GetLimit()
+	}
+	if c.set.orderBy = q.IsOrderBySet(); c.set.orderBy {
+		c.orderBy = q.GetOrderBy()
+	}
+	if c.set.sortOrder = q.IsSortOrderSet(); c.set.sortOrder {
+		c.sortOrder = q.GetSortOrder()
+	}
+	if c.set.countOnly = q.IsCountOnlySet(); c.set.countOnly {
+		c.countOnly = q.GetCountOnly()
+	}
+	if c.set.softDeletedInclude = q.IsSoftDeletedIncludeSet(); c.set.softDeletedInclude {
+		c.softDeletedInclude = q.GetSoftDeletedInclude()
+	}
+	if err := validateQuery(c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}

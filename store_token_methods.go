@@ -120,18 +120,23 @@ func (s *Store) createToken(ctx context.Context, token, value, password, expires
 		SoftDeleted: MAX_DATETIME,
 	}
 	if !s.passwordIdentityEnabled {
-		return s.insertRecord(ctx, s.db.WithContext(ctx), &row)
+		return s.insertRecord(ctx, &row)
 	}
 	identity, err := s.identityFor(ctx, password)
 	if err != nil {
 		return err
 	}
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := s.insertRecord(ctx, tx, &row); err != nil {
-			return err
+	var insertErr error
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if insertErr = tx.Table(s.vaultTable).Create(&row).Error; insertErr != nil {
+			return insertErr
 		}
 		return s.linkRecords(tx, identity, row.ID)
 	})
+	if insertErr != nil {
+		return s.classifyInsertError(ctx, &row, insertErr)
+	}
+	return err
 }
 
 // liveRow loads the row of token unless it is absent or soft-deleted
