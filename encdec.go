@@ -397,18 +397,17 @@ func valueVersion(stored string) (string, error) {
 
 // v3 layout. The sizes are fixed by the format, not by CryptoConfig.
 const (
-	v3Version      = 3
-	v3KDFArgon2id  = 1
-	v3KeyLen       = 32
-	v3SaltLen      = 16
-	v3NonceLen     = 12
-	v3TagLen       = 16
-	v3CommitLen    = 32
-	v3HeaderLen    = 1 + 1 + 4 + 4 + 1 + 1 + v3SaltLen + v3SaltLen + v3NonceLen
-	v3MinLen       = v3HeaderLen + v3CommitLen + v3TagLen
-	v3InfoEncrypt  = "vaultstore v3 enc"
-	v3InfoCommit   = "vaultstore v3 commit"
-	v3ParamsOffset = 2
+	v3Version     = 3
+	v3KDFArgon2id = 1
+	v3KeyLen      = 32
+	v3SaltLen     = 16
+	v3NonceLen    = 12
+	v3TagLen      = 16
+	v3CommitLen   = 32
+	v3HeaderLen   = 1 + 1 + 4 + 4 + 1 + 1 + v3SaltLen + v3SaltLen + v3NonceLen
+	v3MinLen      = v3HeaderLen + v3CommitLen + v3TagLen
+	v3InfoEncrypt = "vaultstore v3 enc"
+	v3InfoCommit  = "vaultstore v3 commit"
 )
 
 // v3Params are the Argon2id parameters a v3 value is written with: those of
@@ -592,9 +591,9 @@ func deriveDirect(password string, salt []byte, p argon2Params) ([]byte, error) 
 // decryptValue is the one entry point for reads; a new format is one more
 // case in the switch. token is the token the value is stored under (only v3
 // binds it); cfg gives the parameters of v2 values, which do not carry them.
-// v2Keys and v3Keys supply keys for each format, so that a caller can cache
+// v2Keys and v3KEKs supply keys for each format, so that a caller can cache
 // v3 KEKs, which recur, without filling the cache with v2 keys that do not.
-func decryptValue(stored, password, token string, cfg *CryptoConfig, v2Keys, v3Keys keySource) (string, error) {
+func decryptValue(stored, password, token string, cfg *CryptoConfig, v2Keys, v3KEKs keySource) (string, error) {
 	if len(stored) > maxStoredValueLen {
 		return "", decryptionErrorf("stored value is %d bytes, more than the %d allowed", len(stored), maxStoredValueLen)
 	}
@@ -620,7 +619,7 @@ func decryptValue(stored, password, token string, cfg *CryptoConfig, v2Keys, v3K
 		if err != nil {
 			return "", err
 		}
-		kek, err := v3Keys(password, v.vaultSalt, v.params)
+		kek, err := v3KEKs(password, v.vaultSalt, v.params)
 		if err != nil {
 			return "", err
 		}

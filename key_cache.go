@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
+	"hash"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -33,6 +34,7 @@ type keyCacheKey struct {
 // derivations into one. It is safe for concurrent use.
 type keyDeriver struct {
 	secret [32]byte
+	macs   sync.Pool     // of hmac.New(sha256.New, secret)
 	slots  chan struct{} // one token per derivation allowed to run
 
 	mu       sync.Mutex
@@ -73,15 +75,24 @@ func newKeyDeriver(capacity, concurrency int, random io.Reader) (*keyDeriver, er
 	if _, err := io.ReadFull(random, d.secret[:]); err != nil {
 		return nil, fmt.Errorf("vaultstore: failed to read random bytes: %w", err)
 	}
+	d.macs.New = func() any { return hmac.New(sha256.New, d.secret[:]) }
 	return d, nil
 }
 
 func (d *keyDeriver) cacheKey(password string, salt []byte, p argon2Params) keyCacheKey {
-	m := hmac.New(sha256.New, d.secret[:])
+	return keyCacheKey{params: p, salt: string(salt), password: d.fingerprint(password)}
+}
+
+// fingerprint is HMAC-SHA256 of password under the deriver's secret. It
+// runs on every read, so the keyed hashes are pooled.
+func (d *keyDeriver) fingerprint(password string) [sha256.Size]byte {
+	m := d.macs.Get().(hash.Hash)
+	m.Reset()
 	m.Write([]byte(password))
-	k := keyCacheKey{params: p, salt: string(salt)}
-	m.Sum(k.password[:0])
-	return k
+	var out [sha256.Size]byte
+	m.Sum(out[:0])
+	d.macs.Put(m)
+	return out
 }
 
 // derive returns the Argon2id key of password and salt under p, from the

@@ -264,3 +264,21 @@ func TestStoreReadsDeriveOncePerPassword(t *testing.T) {
 		t.Fatalf("three reads of one v2 value ran %d derivations, want 1", n-2)
 	}
 }
+
+func BenchmarkKeyCacheHit(b *testing.B) {
+	d, err := newKeyDeriver(8, 1, rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	salt := []byte("0123456789abcdef")
+	ctx := context.Background()
+	if _, err := d.derive(ctx, "pw", salt, cacheTestParams); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := d.derive(ctx, "pw", salt, cacheTestParams); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -2,8 +2,6 @@ package vaultstore
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"fmt"
@@ -123,7 +121,7 @@ func (s *Store) identitiesOf(ctx context.Context, password string) ([]string, er
 // identityFor returns the identity of password, creating it if there is
 // none. Results are remembered per process under an HMAC of the password.
 func (s *Store) identityFor(ctx context.Context, password string) (string, error) {
-	fp := s.passwordFingerprint(password)
+	fp := s.keys.fingerprint(password)
 	if id, ok := s.identityIDs.Load(fp); ok {
 		return id.(string), nil
 	}
@@ -169,15 +167,6 @@ func (s *Store) createIdentity(ctx context.Context, password string) (string, er
 		return "", fmt.Errorf("vaultstore: failed to store a password identity: %w", err)
 	}
 	return id, nil
-}
-
-// passwordFingerprint is an HMAC of password under the store's secret.
-func (s *Store) passwordFingerprint(password string) [sha256.Size]byte {
-	m := hmac.New(sha256.New, s.keys.secret[:])
-	m.Write([]byte(password))
-	var out [sha256.Size]byte
-	m.Sum(out[:0])
-	return out
 }
 
 // linkRecords points the records ids at identity, through db (which may be

@@ -14,12 +14,7 @@ func (s *Store) encrypt(ctx context.Context, value, password, token string) (str
 	if s.writeVersion == ENCRYPTION_VERSION_V2 {
 		// Every v2 value has its own salt, so its key is derived afresh;
 		// it goes through the deriver for the concurrency bound only.
-		if err := checkV2Config(&s.crypto); err != nil {
-			return "", err
-		}
-		return encryptV2With(value, password, &s.crypto, randReader, func(pw string, salt []byte, p argon2Params) ([]byte, error) {
-			return s.keys.deriveUncached(ctx, pw, salt, p)
-		})
+		return encryptV2With(value, password, &s.crypto, randReader, s.keys.uncachedSource(ctx))
 	}
 	salt, err := s.vaultSaltForWrite(ctx)
 	if err != nil {
