@@ -194,3 +194,27 @@ feed:
 	}
 	return ctx.Err()
 }
+
+// ctxMutex is a mutex whose Lock gives up when a context ends: the store's
+// one-time set-ups (meta table, vault salt, password identities) query the
+// database or derive keys while holding it, and a caller waiting behind
+// them must be able to leave. Its zero value is unlocked.
+type ctxMutex struct {
+	once sync.Once
+	ch   chan struct{}
+}
+
+func (m *ctxMutex) init() { m.once.Do(func() { m.ch = make(chan struct{}, 1) }) }
+
+// lock waits for the mutex or for ctx to end.
+func (m *ctxMutex) lock(ctx context.Context) error {
+	m.init()
+	select {
+	case m.ch <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (m *ctxMutex) unlock() { <-m.ch }

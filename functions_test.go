@@ -191,3 +191,20 @@ func TestForEachParallel(t *testing.T) {
 		t.Errorf("cancelled context: %v", err)
 	}
 }
+
+func TestCtxMutex(t *testing.T) {
+	var m ctxMutex
+	if err := m.lock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if err := m.lock(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("lock of a held mutex = %v, want DeadlineExceeded", err)
+	}
+	m.unlock()
+	if err := m.lock(context.Background()); err != nil {
+		t.Fatalf("lock after unlock = %v", err)
+	}
+	m.unlock()
+}

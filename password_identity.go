@@ -125,8 +125,10 @@ func (s *Store) identityFor(ctx context.Context, password string) (string, error
 	if id, ok := s.identityIDs.Load(fp); ok {
 		return id.(string), nil
 	}
-	s.identityMu.Lock()
-	defer s.identityMu.Unlock()
+	if err := s.identityMu.lock(ctx); err != nil {
+		return "", err
+	}
+	defer s.identityMu.unlock()
 	if id, ok := s.identityIDs.Load(fp); ok {
 		return id.(string), nil
 	}

@@ -319,8 +319,10 @@ func (s *Store) ensureMetaTable(ctx context.Context) error {
 	if s.metaReady.Load() {
 		return nil
 	}
-	s.metaMu.Lock()
-	defer s.metaMu.Unlock()
+	if err := s.metaMu.lock(ctx); err != nil {
+		return err
+	}
+	defer s.metaMu.unlock()
 	if s.metaReady.Load() {
 		return nil
 	}

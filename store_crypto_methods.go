@@ -52,8 +52,10 @@ func (s *Store) vaultSaltForWrite(ctx context.Context) ([]byte, error) {
 	if p := s.vaultSalt.Load(); p != nil {
 		return *p, nil
 	}
-	s.saltMu.Lock()
-	defer s.saltMu.Unlock()
+	if err := s.saltMu.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer s.saltMu.unlock()
 	if p := s.vaultSalt.Load(); p != nil {
 		return *p, nil
 	}

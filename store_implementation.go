@@ -46,17 +46,17 @@ type Store struct {
 
 	// metaReady is set once the meta table is known to exist with its
 	// unique index; metaMu serialises the check that sets it.
-	metaMu    sync.Mutex
+	metaMu    ctxMutex
 	metaReady atomic.Bool
 
 	// vaultSalt caches the v3 vault salt once read or made; saltMu
 	// serialises making it within the process.
-	saltMu    sync.Mutex
+	saltMu    ctxMutex
 	vaultSalt atomic.Pointer[[]byte]
 
 	// identityIDs maps password fingerprints to identity ids once found
 	// or made; identityMu serialises making them within the process.
-	identityMu  sync.Mutex
+	identityMu  ctxMutex
 	identityIDs sync.Map
 }
 
