@@ -56,7 +56,9 @@ type dbBackend struct {
 // databaseBackends is a file-backed SQLite database and every server of
 // backends().
 func databaseBackends() []dbBackend {
-	list := []dbBackend{{name: "sqlite-file", dialect: "sqlite", open: openFileSQLiteNormalSync}}
+	list := []dbBackend{{name: "sqlite-file", dialect: "sqlite", open: func(t testing.TB) *sql.DB {
+		return openSQLiteFile(t, filepath.Join(t.TempDir(), "vault.db"))
+	}}}
 	for _, b := range backends() {
 		if b.name == "sqlite" {
 			continue
@@ -64,19 +66,6 @@ func databaseBackends() []dbBackend {
 		list = append(list, dbBackend{name: b.name, dialect: b.name, open: b.open})
 	}
 	return list
-}
-
-// openFileSQLiteNormalSync is openFileSQLite with synchronous=NORMAL, the
-// usual setting in WAL mode: commits are not synced one by one, which keeps
-// thousands of them fast, and locking is the same.
-func openFileSQLiteNormalSync(t testing.TB) *sql.DB {
-	path := filepath.Join(t.TempDir(), "vault.db")
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
 }
 
 // forEachDatabase runs fn as a subtest per database, timing each.

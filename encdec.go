@@ -136,16 +136,11 @@ func newGCM(key []byte) (cipher.AEAD, error) {
 	return gcm, nil
 }
 
-// encryptV2 takes salt and nonce from random so that tests can make values
-// reproducible; production passes crypto/rand.Reader. A fresh random salt
-// gives every value its own key, which is what makes random 96-bit nonces
-// safe (SP 800-38D section 8.3 limits invocations per key).
-func encryptV2(plaintext, password string, cfg *CryptoConfig, random io.Reader) (string, error) {
-	return encryptV2With(plaintext, password, cfg, random, deriveDirect)
-}
-
-// encryptV2With is encryptV2 with the key derivation supplied, so that the
-// store can bound how many run at once.
+// encryptV2With seals plaintext as a v2 value. Salt and nonce come from
+// random; a fresh random salt gives every value its own key, which is what
+// makes random 96-bit nonces safe (SP 800-38D section 8.3 limits
+// invocations per key). keys derives the key, so that the store can bound
+// how many derivations run at once.
 func encryptV2With(plaintext, password string, cfg *CryptoConfig, random io.Reader, keys keySource) (string, error) {
 	if err := checkV2Config(cfg); err != nil {
 		return "", err
@@ -226,17 +221,6 @@ func (v v2Value) open(key []byte) (string, error) {
 	}
 	defer clear(pt)
 	return string(pt), nil
-}
-
-// decryptV2 opens a v2 value with a key derived on the spot.
-func decryptV2(stored, password string, cfg *CryptoConfig) (string, error) {
-	v, err := parseV2(stored, cfg)
-	if err != nil {
-		return "", err
-	}
-	key := deriveArgon2id(password, v.salt, paramsFromConfig(cfg))
-	defer clear(key)
-	return v.open(key)
 }
 
 // v1Key reproduces the original "strongified" password: a fixed chain of
@@ -582,11 +566,6 @@ func (v v3Value) open(kek []byte, token string) (string, error) {
 // keySource derives (or recalls) a key; the store passes its cache, tests
 // may pass direct derivation. The returned key must not be modified.
 type keySource func(password string, salt []byte, p argon2Params) ([]byte, error)
-
-// deriveDirect is a keySource without cache or bounds.
-func deriveDirect(password string, salt []byte, p argon2Params) ([]byte, error) {
-	return deriveArgon2id(password, salt, p), nil
-}
 
 // decryptValue is the one entry point for reads; a new format is one more
 // case in the switch. token is the token the value is stored under (only v3

@@ -179,14 +179,6 @@ func (d *keyDeriver) add(k keyCacheKey, key []byte) {
 	}
 }
 
-// purge empties the cache.
-func (d *keyDeriver) purge() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.order.Init()
-	clear(d.entries)
-}
-
 // source adapts derive to the keySource the codec takes.
 func (d *keyDeriver) source(ctx context.Context) keySource {
 	return func(password string, salt []byte, p argon2Params) ([]byte, error) {

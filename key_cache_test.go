@@ -282,3 +282,11 @@ func BenchmarkKeyCacheHit(b *testing.B) {
 		}
 	}
 }
+
+// purge empties the cache.
+func (d *keyDeriver) purge() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.order.Init()
+	clear(d.entries)
+}
