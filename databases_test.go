@@ -508,6 +508,68 @@ func dbCompareStates(t testing.TB, what string, want, got dbState) {
 	}
 }
 
+// ---------------------------------------------------------------------------
+// Expiry sweeps racing writes, with password identities
+
+// TestDatabasesExpiredDeleteWithConcurrentCreates: with password identities
+// on, TokensExpiredDelete runs in a loop while 4 goroutines create tokens,
+// every other one already expired, and update the live ones, each write in
+// a transaction with its link. No call fails (on MariaDB, a sweep that
+// locked links first and vault rows second deadlocked with those writes,
+// which lock in the other order), and at the end exactly the live records
+// have links, one each.
+func TestDatabasesExpiredDeleteWithConcurrentCreates(t *testing.T) {
+	t.Parallel()
+	forEachDatabase(t, func(t *testing.T, b dbBackend) {
+		ctx := context.Background()
+		db := b.open(t)
+		s := newStore(t, db, func(o *vaultstore.NewStoreOptions) { o.PasswordIdentityEnabled = true })
+		const creators, perCreator = 4, 60
+		done := make(chan struct{})
+		sweepErr := make(chan error, 1)
+		go func() {
+			var err error
+			for sweeping := true; sweeping && err == nil; {
+				select {
+				case <-done:
+					sweeping = false
+				case <-time.After(5 * time.Millisecond):
+				}
+				_, err = s.TokensExpiredDelete(ctx)
+			}
+			sweepErr <- err
+		}()
+		err := dbParallel(creators*perCreator, creators, func(i int) error {
+			tok := fmt.Sprintf("tk_sweep%05d", i)
+			if i%2 == 1 {
+				return s.TokenCreateCustom(ctx, tok, "v", dbPwOld, vaultstore.TokenCreateOptions{ExpiresAt: timeIn(-1)})
+			}
+			if err := s.TokenCreateCustom(ctx, tok, "v", dbPwOld); err != nil {
+				return err
+			}
+			return s.TokenUpdate(ctx, tok, "w", dbPwNew)
+		})
+		close(done)
+		if err != nil {
+			t.Fatalf("a write during sweeps: %v", err)
+		}
+		if err := <-sweepErr; err != nil {
+			t.Fatalf("TokensExpiredDelete during creates: %v", err)
+		}
+		// Both lists read `object_id="<record id>"`.
+		ids := dbQueryStrings(t, db, "SELECT id AS object_id FROM "+s.GetVaultTableName())
+		links := dbQueryStrings(t, db, "SELECT object_id FROM "+s.GetMetaTableName()+" WHERE object_type = '"+vaultstore.OBJECT_TYPE_RECORD+"'")
+		for i, l := range links {
+			links[i] = strings.Replace(l, `"`+vaultstore.RECORD_META_ID_PREFIX, `"`, 1)
+		}
+		slices.Sort(ids)
+		slices.Sort(links)
+		if len(ids) != creators*perCreator/2 || !slices.Equal(ids, links) {
+			t.Errorf("%d records (want %d) and %d links; the links are not exactly those of the records", len(ids), creators*perCreator/2, len(links))
+		}
+	})
+}
+
 // TestDatabasesAutoMigrateChangesNothing: on tables the current release
 // made, AutoMigrate (a second time on empty tables, then on populated
 // ones, then from a second store as at a restart) changes no row of either

@@ -3,6 +3,7 @@ package vaultstore
 import (
 	"context"
 	"crypto/subtle"
+	"database/sql"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -204,6 +205,63 @@ func (s *Store) unlinkRecords(db *gorm.DB, ids ...string) error {
 		return fmt.Errorf("vaultstore: failed to remove password identity links: %w", err)
 	}
 	return nil
+}
+
+// pruneLinksBatch bounds the stale links pruneLinks reads per round.
+const pruneLinksBatch = 1000
+
+// pruneLinks removes the links of records that no longer exist, such as
+// those TokensExpiredDelete has just removed in one statement. A round
+// finds up to pruneLinksBatch of them with a plain read, then deletes those,
+// on SQLite and PostgreSQL only where their record is still absent.
+//
+// MySQL gets neither that re-check nor the default REPEATABLE READ. InnoDB
+// takes shared locks on the vault rows a DELETE's subquery reads, after the
+// link rows it has locked, while writers lock a vault row first and its
+// link second: the two deadlock, as
+// TestDatabasesExpiredDeleteWithConcurrentCreates showed. At READ COMMITTED
+// the DELETE keeps no lock on the rows it scans and leaves; at REPEATABLE
+// READ it would hold them, and the gaps between them, until it ends, in the
+// way of every writer's link. Without the re-check, a link written between
+// the two statements is lost only if a record was created again under a
+// deleted record's id (RecordCreate with an explicit id) in that instant.
+func (s *Store) pruneLinks(ctx context.Context) error {
+	if !s.passwordIdentityEnabled {
+		return nil
+	}
+	q := s.quoteIdent
+	// The record id follows the "r_" prefix; SUBSTR counts from 1 in all
+	// three dialects.
+	orphan := fmt.Sprintf("NOT EXISTS (SELECT 1 FROM %s WHERE %s.%s = SUBSTR(%s.%s, %d))",
+		q(s.vaultTable), q(s.vaultTable), q(COLUMN_ID), q(s.metaTable), q(COLUMN_OBJECT_ID), len(RECORD_META_ID_PREFIX)+1)
+	links := func(db *gorm.DB) *gorm.DB {
+		return db.Table(s.metaTable).
+			Where(COLUMN_OBJECT_TYPE+" = ? AND "+COLUMN_META_KEY+" = ?", OBJECT_TYPE_RECORD, META_KEY_PASSWORD_ID)
+	}
+	db := s.db.WithContext(ctx)
+	for {
+		var stale []string
+		if err := links(db).Where(orphan).Limit(pruneLinksBatch).Pluck(COLUMN_OBJECT_ID, &stale).Error; err != nil {
+			return fmt.Errorf("vaultstore: failed to find password identity links of deleted records: %w", err)
+		}
+		if len(stale) == 0 {
+			return nil
+		}
+		var err error
+		if s.dialect == dialectMySQL {
+			err = db.Transaction(func(tx *gorm.DB) error {
+				return links(tx).Where(COLUMN_OBJECT_ID+" IN ?", stale).Delete(&gormVaultMeta{}).Error
+			}, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+		} else {
+			err = links(db).Where(COLUMN_OBJECT_ID+" IN ?", stale).Where(orphan).Delete(&gormVaultMeta{}).Error
+		}
+		if err != nil {
+			return fmt.Errorf("vaultstore: failed to remove password identity links of deleted records: %w", err)
+		}
+		if len(stale) < pruneLinksBatch {
+			return nil
+		}
+	}
 }
 
 // rotateByIdentity is TokensChangePassword over the records linked to the

@@ -479,8 +479,9 @@ func rotationChild() {
 	os.Exit(0)
 }
 
-// TestPasswordIdentityLinksFollowDeletes: deleting a record removes its
-// link, so a rotation's Total counts only records that exist.
+// TestPasswordIdentityLinksFollowDeletes: deleting a record, one by one or
+// as expired, removes its link, so a rotation's Total counts only records
+// that exist.
 func TestPasswordIdentityLinksFollowDeletes(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b backend) {
@@ -505,6 +506,27 @@ func TestPasswordIdentityLinksFollowDeletes(t *testing.T) {
 		if n := links(); n != 2 {
 			t.Errorf("%d links after deleting 2 of 4 records, want 2", n)
 		}
+
+		// TokensExpiredDelete removes the links of the records it deleted,
+		// in more than one round of pruning, and only theirs; a soft-deleted
+		// live record keeps its link.
+		const expired = 1100
+		for i := range expired {
+			mustCustom(t, s, fmt.Sprintf("tk_linkexp%04d", i), "v", pwOld, vaultstore.TokenCreateOptions{ExpiresAt: timeIn(-1)})
+		}
+		if err := s.TokenSoftDelete(ctx, "tk_linkdel0002"); err != nil {
+			t.Fatal(err)
+		}
+		if n := links(); n != 2+expired {
+			t.Fatalf("%d links, want %d", n, 2+expired)
+		}
+		if n, err := s.TokensExpiredDelete(ctx); err != nil || n != expired {
+			t.Fatalf("TokensExpiredDelete = %d, %v; want %d", n, err, expired)
+		}
+		if n := links(); n != 2 {
+			t.Errorf("%d links after deleting the expired records, want 2", n)
+		}
+
 		var total int
 		n, err := s.TokensChangePassword(ctx, pwOld, pwNew, vaultstore.ChangePasswordOptions{Progress: func(p vaultstore.ChangePasswordProgress) { total = p.Total }})
 		if err != nil || n != 2 || total != 2 {

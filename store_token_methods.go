@@ -357,13 +357,18 @@ func (s *Store) TokensExpiredSoftDelete(ctx context.Context) (int64, error) {
 }
 
 // TokensExpiredDelete permanently deletes every expired token, soft-deleted
-// or not, in one statement, and returns how many.
+// or not, in one statement, and returns how many. With password identities
+// on, it then removes the links of records that no longer exist; should that
+// fail, the count of deleted tokens is returned with the error.
 func (s *Store) TokensExpiredDelete(ctx context.Context) (int64, error) {
 	res := s.vault(ctx).Where(COLUMN_EXPIRES_AT+" <= ?", nowString()).Delete(&gormVaultRecord{})
 	if res.Error != nil {
 		return 0, fmt.Errorf("vaultstore: failed to delete expired tokens: %w", res.Error)
 	}
-	return res.RowsAffected, nil
+	if res.RowsAffected > 0 {
+		return res.RowsAffected, s.pruneLinks(ctx)
+	}
+	return 0, nil
 }
 
 // TokensRead reads many tokens with one query and returns their values
