@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"gorm.io/gorm"
 )
@@ -205,20 +207,12 @@ func (r *rotation) finish(err error) (int, error) {
 // batch examines rows, writes the ones that open with the old password and
 // retries those that changed meanwhile.
 func (r *rotation) batch(ctx context.Context, rows []gormVaultRecord) error {
-	items := make([]rekeyItem, len(rows))
-	for i, row := range rows {
-		items[i] = rekeyItem{id: row.ID, token: row.Token, value: row.Value}
-	}
+	items := rekeyItems(rows)
 	if err := r.examine(ctx, items); err != nil {
 		return err
 	}
 	r.reported = false
 	r.progress.Scanned += len(items)
-	for _, it := range items {
-		if it.skipped {
-			r.progress.Skipped++
-		}
-	}
 	pending := items
 	for attempt := 0; ; attempt++ {
 		lost, err := r.write(ctx, pending)
@@ -239,17 +233,25 @@ func (r *rotation) batch(ctx context.Context, rows []gormVaultRecord) error {
 		if err := r.examine(ctx, pending); err != nil {
 			return err
 		}
-		for _, it := range pending {
-			if it.skipped {
-				r.progress.Skipped++
-			}
-		}
 	}
 }
 
 // examine decides, for each item, whether it opens with the old password
-// and, unless this is a dry run, seals it with the new one.
+// and, unless this is a dry run, seals it with the new one. It counts the
+// items it skips.
 func (r *rotation) examine(ctx context.Context, items []rekeyItem) error {
+	if err := r.examineEach(ctx, items); err != nil {
+		return err
+	}
+	for _, it := range items {
+		if it.skipped {
+			r.progress.Skipped++
+		}
+	}
+	return nil
+}
+
+func (r *rotation) examineEach(ctx context.Context, items []rekeyItem) error {
 	one := func(ctx context.Context, i int) error {
 		it := &items[i]
 		it.sealed, it.skipped = "", false
@@ -287,8 +289,9 @@ func (r *rotation) examine(ctx context.Context, items []rekeyItem) error {
 }
 
 // write commits the batch's changes in one transaction, each row with a
-// compare-and-set on the value it was read with, and returns the ids of
-// rows that no longer held that value.
+// compare-and-set on the value it was read with (compareAndSetValues, a
+// statement per casChunkRows rows), and returns the ids of rows that no
+// longer held that value.
 func (r *rotation) write(ctx context.Context, items []rekeyItem) (lost []string, err error) {
 	var changes []rekeyItem
 	for _, it := range items {
@@ -304,21 +307,22 @@ func (r *rotation) write(ctx context.Context, items []rekeyItem) (lost []string,
 		return nil, nil
 	}
 	for attempt := 0; ; attempt++ {
-		lost = lost[:0]
 		var done []string
+		lost = nil
 		err = r.s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 			now := nowString()
-			for _, c := range changes {
-				res := tx.Table(r.s.vaultTable).
-					Where(COLUMN_ID+" = ? AND "+COLUMN_VAULT_VALUE+" = ?", c.id, c.value).
-					Updates(map[string]any{COLUMN_VAULT_VALUE: c.sealed, COLUMN_UPDATED_AT: now})
-				if res.Error != nil {
-					return res.Error
+			for rest := changes; len(rest) > 0; {
+				chunk := rest[:casChunkLen(rest)]
+				rest = rest[len(chunk):]
+				chunkLost, err := r.s.compareAndSetValues(tx, chunk, now)
+				if err != nil {
+					return err
 				}
-				if res.RowsAffected == 0 {
-					lost = append(lost, c.id)
-				} else {
-					done = append(done, c.id)
+				lost = append(lost, chunkLost...)
+				for _, c := range chunk {
+					if !slices.Contains(chunkLost, c.id) {
+						done = append(done, c.id)
+					}
 				}
 			}
 			if r.onCommit != nil && len(done) > 0 {
@@ -339,6 +343,76 @@ func (r *rotation) write(ctx context.Context, items []rekeyItem) (lost []string,
 	}
 }
 
+// A compare-and-set statement covers at most casChunkRows rows and, beyond
+// its first row, casChunkBytes of old and new values, well under MySQL's
+// default packet size. The database searches the CASE lists once per row,
+// so a statement's cost grows with the square of its rows: 50 saves nearly
+// all round trips (against one statement per row) while SQLite, which has
+// none to save, stays as fast as before.
+const (
+	casChunkRows  = 50
+	casChunkBytes = 1 << 20
+)
+
+// casChunkLen is how many of changes, at least one, the next
+// compare-and-set statement takes.
+func casChunkLen(changes []rekeyItem) int {
+	n, size := 0, 0
+	for _, c := range changes {
+		size += len(c.value) + len(c.sealed)
+		if n == casChunkRows || (n > 0 && size > casChunkBytes) {
+			break
+		}
+		n++
+	}
+	return n
+}
+
+// compareAndSetValues writes, through tx, each change's sealed value to its
+// row where the row still holds the value it was read with, in one UPDATE,
+// and returns the ids of the rows that no longer did.
+func (s *Store) compareAndSetValues(tx *gorm.DB, changes []rekeyItem, now string) (lost []string, err error) {
+	ids := make([]string, len(changes))
+	oldByID := make([]any, 0, 2*len(changes))
+	newByID := make([]any, 0, 2*len(changes))
+	for i, c := range changes {
+		ids[i] = c.id
+		oldByID = append(oldByID, c.id, c.value)
+		newByID = append(newByID, c.id, c.sealed)
+	}
+	byID := "CASE " + COLUMN_ID + strings.Repeat(" WHEN ? THEN ?", len(changes)) + " END"
+	res := tx.Table(s.vaultTable).
+		Where(COLUMN_ID+" IN ?", ids).
+		Where(COLUMN_VAULT_VALUE+" = "+byID, oldByID...).
+		Updates(map[string]any{COLUMN_VAULT_VALUE: gorm.Expr(byID, newByID...), COLUMN_UPDATED_AT: now})
+	if res.Error != nil {
+		return nil, res.Error
+	}
+	if res.RowsAffected == int64(len(changes)) {
+		return nil, nil
+	}
+	// Some rows changed since they were read. A sealed value is new random
+	// ciphertext that this statement wrote to its own row only, so the rows
+	// holding one are exactly the rows written.
+	sealed := make([]string, len(changes))
+	for i, c := range changes {
+		sealed[i] = c.sealed
+	}
+	var written []string
+	err = tx.Table(s.vaultTable).
+		Where(COLUMN_ID+" IN ? AND "+COLUMN_VAULT_VALUE+" IN ?", ids, sealed).
+		Pluck(COLUMN_ID, &written).Error
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		if !slices.Contains(written, id) {
+			lost = append(lost, id)
+		}
+	}
+	return lost, nil
+}
+
 // reread loads the current values of ids; rows deleted meanwhile drop out.
 func (r *rotation) reread(ctx context.Context, ids []string) ([]rekeyItem, error) {
 	var rows []gormVaultRecord
@@ -347,9 +421,13 @@ func (r *rotation) reread(ctx context.Context, ids []string) ([]rekeyItem, error
 	if err != nil {
 		return nil, fmt.Errorf("vaultstore: failed to re-read records: %w", err)
 	}
+	return rekeyItems(rows), nil
+}
+
+func rekeyItems(rows []gormVaultRecord) []rekeyItem {
 	items := make([]rekeyItem, len(rows))
 	for i, row := range rows {
 		items[i] = rekeyItem{id: row.ID, token: row.Token, value: row.Value}
 	}
-	return items, nil
+	return items
 }
