@@ -155,8 +155,8 @@ func validateTokenInput(token string) error {
 }
 
 // forEachParallel calls fn for 0..n-1 on up to GOMAXPROCS goroutines and
-// returns the first error, after which the remaining calls are skipped and
-// fn's context is cancelled. With n < 2 it runs inline.
+// returns the first error; after it, calls not yet started are skipped and
+// fn's context is cancelled. A single call runs inline.
 func forEachParallel(ctx context.Context, n int, fn func(ctx context.Context, i int) error) error {
 	if n == 1 {
 		return fn(ctx, 0)

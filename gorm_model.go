@@ -4,6 +4,8 @@ import (
 	"database/sql/driver"
 	"fmt"
 	"time"
+
+	"gorm.io/gorm/clause"
 )
 
 // gormVaultRecord is one vault row as GORM reads and writes it. The table
@@ -57,6 +59,19 @@ type gormVaultMeta struct {
 	ObjectID   string `gorm:"column:object_id"`
 	Key        string `gorm:"column:meta_key"`
 	Value      string `gorm:"column:meta_value"`
+}
+
+// metaOnConflict resolves a meta insert that meets an existing row on the
+// table's unique (object type, object id, key) index: with the new value
+// when update is set, otherwise by leaving the existing row alone.
+func metaOnConflict(update bool) clause.OnConflict {
+	c := clause.OnConflict{Columns: []clause.Column{{Name: COLUMN_OBJECT_TYPE}, {Name: COLUMN_OBJECT_ID}, {Name: COLUMN_META_KEY}}}
+	if update {
+		c.DoUpdates = clause.AssignmentColumns([]string{COLUMN_META_VALUE})
+	} else {
+		c.DoNothing = true
+	}
+	return c
 }
 
 // dbTimestamp is a timestamp column read into the stored layout whatever

@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 )
 
 // Password identities (NewStoreOptions.PasswordIdentityEnabled) record which
@@ -160,7 +159,8 @@ func (s *Store) createIdentity(ctx context.Context, password string) (string, er
 		return "", fmt.Errorf("vaultstore: failed to read random bytes: %w", err)
 	}
 	p := v3Params(&s.crypto)
-	hash, err := s.keys.derive(ctx, password, salt, p)
+	// Its salt is new, so the cache could never serve this hash again.
+	hash, err := s.keys.deriveUncached(ctx, password, salt, p)
 	if err != nil {
 		return "", err
 	}
@@ -179,10 +179,7 @@ func (s *Store) linkRecords(db *gorm.DB, identity string, ids ...string) error {
 	for i, id := range ids {
 		rows[i] = gormVaultMeta{ObjectType: OBJECT_TYPE_RECORD, ObjectID: RECORD_META_ID_PREFIX + id, Key: META_KEY_PASSWORD_ID, Value: identity}
 	}
-	err := db.Table(s.metaTable).Clauses(clause.OnConflict{
-		Columns:   []clause.Column{{Name: COLUMN_OBJECT_TYPE}, {Name: COLUMN_OBJECT_ID}, {Name: COLUMN_META_KEY}},
-		DoUpdates: clause.AssignmentColumns([]string{COLUMN_META_VALUE}),
-	}).CreateInBatches(rows, 500).Error
+	err := db.Table(s.metaTable).Clauses(metaOnConflict(true)).CreateInBatches(rows, 500).Error
 	if err != nil {
 		return fmt.Errorf("vaultstore: failed to link records to their password identity: %w", err)
 	}
@@ -191,7 +188,7 @@ func (s *Store) linkRecords(db *gorm.DB, identity string, ids ...string) error {
 
 // unlinkRecords removes the links of records that no longer exist.
 func (s *Store) unlinkRecords(db *gorm.DB, ids ...string) error {
-	if !s.passwordIdentityEnabled || len(ids) == 0 {
+	if len(ids) == 0 {
 		return nil
 	}
 	objectIDs := make([]string, len(ids))
@@ -211,9 +208,9 @@ func (s *Store) unlinkRecords(db *gorm.DB, ids ...string) error {
 const pruneLinksBatch = 1000
 
 // pruneLinks removes the links of records that no longer exist, such as
-// those TokensExpiredDelete has just removed in one statement. A round
-// finds up to pruneLinksBatch of them with a plain read, then deletes those,
-// on SQLite and PostgreSQL only where their record is still absent.
+// those TokensExpiredDelete has just removed in one statement. Each round
+// finds the next pruneLinksBatch of them with a plain read, then deletes
+// those, on SQLite and PostgreSQL only where their record is still absent.
 //
 // MySQL gets neither that re-check nor the default REPEATABLE READ. InnoDB
 // takes shared locks on the vault rows a DELETE's subquery reads, after the
@@ -239,15 +236,20 @@ func (s *Store) pruneLinks(ctx context.Context) error {
 			Where(COLUMN_OBJECT_TYPE+" = ? AND "+COLUMN_META_KEY+" = ?", OBJECT_TYPE_RECORD, META_KEY_PASSWORD_ID)
 	}
 	db := s.db.WithContext(ctx)
+	after := ""
 	for {
+		// Keyset pages, so that no round walks again over the live links
+		// an earlier round has passed.
 		var stale []string
-		if err := links(db).Where(orphan).Limit(pruneLinksBatch).Pluck(COLUMN_OBJECT_ID, &stale).Error; err != nil {
+		err := links(db).Where(COLUMN_OBJECT_ID+" > ?", after).Where(orphan).
+			Order(COLUMN_OBJECT_ID+" ASC").Limit(pruneLinksBatch).Pluck(COLUMN_OBJECT_ID, &stale).Error
+		if err != nil {
 			return fmt.Errorf("vaultstore: failed to find password identity links of deleted records: %w", err)
 		}
 		if len(stale) == 0 {
 			return nil
 		}
-		var err error
+		after = stale[len(stale)-1]
 		if s.dialect == dialectMySQL {
 			err = db.Transaction(func(tx *gorm.DB) error {
 				return links(tx).Where(COLUMN_OBJECT_ID+" IN ?", stale).Delete(&gormVaultMeta{}).Error

@@ -488,14 +488,14 @@ func TestPasswordIdentityLinksFollowDeletes(t *testing.T) {
 		ctx := context.Background()
 		db := b.open(t)
 		s := newStore(t, db, func(o *vaultstore.NewStoreOptions) { o.PasswordIdentityEnabled = true })
-		for i := range 4 {
+		for i := range 5 {
 			mustCustom(t, s, fmt.Sprintf("tk_linkdel%04d", i), "v", pwOld)
 		}
 		links := func() int64 {
 			return countRows(t, db, "SELECT COUNT(*) FROM "+s.GetMetaTableName()+" WHERE object_type = '"+vaultstore.OBJECT_TYPE_RECORD+"'")
 		}
-		if n := links(); n != 4 {
-			t.Fatalf("%d links for 4 records", n)
+		if n := links(); n != 5 {
+			t.Fatalf("%d links for 5 records", n)
 		}
 		if err := s.TokenDelete(ctx, "tk_linkdel0000"); err != nil {
 			t.Fatal(err)
@@ -503,8 +503,11 @@ func TestPasswordIdentityLinksFollowDeletes(t *testing.T) {
 		if err := s.RecordDeleteByToken(ctx, "tk_linkdel0001"); err != nil {
 			t.Fatal(err)
 		}
+		if err := s.RecordDeleteByID(ctx, rowOf(t, s, "tk_linkdel0004").GetID()); err != nil {
+			t.Fatal(err)
+		}
 		if n := links(); n != 2 {
-			t.Errorf("%d links after deleting 2 of 4 records, want 2", n)
+			t.Errorf("%d links after deleting 3 of 5 records, want 2", n)
 		}
 
 		// TokensExpiredDelete removes the links of the records it deleted,

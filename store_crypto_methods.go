@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-
-	"gorm.io/gorm/clause"
 )
 
 // encrypt seals value for token in the store's write format.
@@ -93,10 +91,7 @@ func (s *Store) createVaultSalt(ctx context.Context) ([]byte, error) {
 		return nil, fmt.Errorf("vaultstore: failed to read random bytes: %w", err)
 	}
 	row := gormVaultMeta{ObjectType: OBJECT_TYPE_VAULT_SETTINGS, ObjectID: VAULT_SETTINGS_ID, Key: META_KEY_VAULT_SALT, Value: b64.EncodeToString(candidate)}
-	err := s.meta(ctx).Clauses(clause.OnConflict{
-		Columns:   []clause.Column{{Name: COLUMN_OBJECT_TYPE}, {Name: COLUMN_OBJECT_ID}, {Name: COLUMN_META_KEY}},
-		DoNothing: true,
-	}).Create(&row).Error
+	err := s.meta(ctx).Clauses(metaOnConflict(false)).Create(&row).Error
 	if err != nil {
 		return nil, fmt.Errorf("vaultstore: failed to store the vault salt: %w", err)
 	}

@@ -313,7 +313,11 @@ func (s *Store) RecordDeleteByToken(ctx context.Context, token string) error {
 
 func (s *Store) deleteWhere(ctx context.Context, column, key string) error {
 	var ids []string
-	if s.passwordIdentityEnabled {
+	switch {
+	case !s.passwordIdentityEnabled:
+	case column == COLUMN_ID:
+		ids = []string{key}
+	default:
 		if err := s.vault(ctx).Where(column+" = ?", key).Pluck(COLUMN_ID, &ids).Error; err != nil {
 			return fmt.Errorf("vaultstore: failed to look up record: %w", err)
 		}

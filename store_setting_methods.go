@@ -3,8 +3,6 @@ package vaultstore
 import (
 	"context"
 	"fmt"
-
-	"gorm.io/gorm/clause"
 )
 
 // maxSettingKeyLength is the width of the meta_key column.
@@ -44,10 +42,7 @@ func (s *Store) SetVaultSetting(ctx context.Context, key, value string) error {
 		return err
 	}
 	row := gormVaultMeta{ObjectType: OBJECT_TYPE_VAULT_SETTINGS, ObjectID: VAULT_SETTINGS_ID, Key: key, Value: value}
-	err := s.meta(ctx).Clauses(clause.OnConflict{
-		Columns:   []clause.Column{{Name: COLUMN_OBJECT_TYPE}, {Name: COLUMN_OBJECT_ID}, {Name: COLUMN_META_KEY}},
-		DoUpdates: clause.AssignmentColumns([]string{COLUMN_META_VALUE}),
-	}).Create(&row).Error
+	err := s.meta(ctx).Clauses(metaOnConflict(true)).Create(&row).Error
 	if err != nil {
 		return fmt.Errorf("vaultstore: failed to write vault setting %q: %w", key, err)
 	}
