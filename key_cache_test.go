@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	_ "github.com/glebarez/sqlite"
@@ -90,42 +91,45 @@ func TestKeyCacheHoldsNoPassword(t *testing.T) {
 }
 
 // TestKeyCacheCoalesces: callers asking for a derivation that is running
-// wait for it instead of starting their own.
+// wait for it instead of starting their own. synctest.Wait makes sure every
+// caller is waiting before the parked leader finishes.
 func TestKeyCacheCoalesces(t *testing.T) {
-	ctx := context.Background()
-	d := newTestDeriver(t, 0, 4) // no cache: only coalescing can share
-	salt := []byte("0123456789abcdef")
-	// Park a derivation in flight, as a leader that has not finished.
-	k := d.cacheKey("pw", salt, cacheTestParams)
-	call := &keyCall{done: make(chan struct{})}
-	d.inflight[k] = call
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		d := newTestDeriver(t, 0, 4) // no cache: only coalescing can share
+		salt := []byte("0123456789abcdef")
+		// Park a derivation in flight, as a leader that has not finished.
+		k := d.cacheKey("pw", salt, cacheTestParams)
+		call := &keyCall{done: make(chan struct{})}
+		d.inflight[k] = call
 
-	var wg sync.WaitGroup
-	results := make([][]byte, 16)
-	for i := range results {
-		wg.Go(func() {
-			key, err := d.derive(ctx, "pw", salt, cacheTestParams)
-			if err != nil {
-				t.Error(err)
-			}
-			results[i] = key
-		})
-	}
-	time.Sleep(20 * time.Millisecond) // let the waiters block; correctness does not depend on it
-	call.key = []byte("shared key of the leader.........")
-	d.mu.Lock()
-	delete(d.inflight, k)
-	d.mu.Unlock()
-	close(call.done)
-	wg.Wait()
-	for i, r := range results {
-		if string(r) != string(call.key) {
-			t.Fatalf("waiter %d got %q, want the leader's key", i, r)
+		var wg sync.WaitGroup
+		results := make([][]byte, 16)
+		for i := range results {
+			wg.Go(func() {
+				key, err := d.derive(ctx, "pw", salt, cacheTestParams)
+				if err != nil {
+					t.Error(err)
+				}
+				results[i] = key
+			})
 		}
-	}
-	if n := d.derivations.Load(); n != 0 {
-		t.Fatalf("%d waiters derived on their own", n)
-	}
+		synctest.Wait()
+		call.key = []byte("shared key of the leader.........")
+		d.mu.Lock()
+		delete(d.inflight, k)
+		d.mu.Unlock()
+		close(call.done)
+		wg.Wait()
+		for i, r := range results {
+			if string(r) != string(call.key) {
+				t.Fatalf("waiter %d got %q, want the leader's key", i, r)
+			}
+		}
+		if n := d.derivations.Load(); n != 0 {
+			t.Fatalf("%d waiters derived on their own", n)
+		}
+	})
 }
 
 // TestKeyCacheSixteenReadersDeriveOnce is the behaviour users see: many
@@ -172,29 +176,37 @@ func TestKeyCacheWaitHonoursContext(t *testing.T) {
 	}
 }
 
+// TestKeyCacheWaiterOutlivesCancelledLeader: a caller waiting on a leader
+// whose own context ended derives the key itself rather than failing with
+// the leader's cancellation.
 func TestKeyCacheWaiterOutlivesCancelledLeader(t *testing.T) {
-	d := newTestDeriver(t, 8, 1)
-	salt := []byte("0123456789abcdef")
-	k := d.cacheKey("pw", salt, cacheTestParams)
-	call := &keyCall{done: make(chan struct{})}
-	d.inflight[k] = call
-	done := make(chan error)
-	go func() {
-		_, err := d.derive(context.Background(), "pw", salt, cacheTestParams)
-		done <- err
-	}()
-	time.Sleep(10 * time.Millisecond)
-	call.err = context.Canceled
-	d.mu.Lock()
-	delete(d.inflight, k)
-	d.mu.Unlock()
-	close(call.done)
-	if err := <-done; err != nil {
-		t.Fatalf("waiter failed with the leader's cancellation: %v", err)
-	}
-	if d.derivations.Load() != 1 {
-		t.Fatal("waiter did not derive after the leader gave up")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		d := newTestDeriver(t, 8, 1)
+		salt := []byte("0123456789abcdef")
+		k := d.cacheKey("pw", salt, cacheTestParams)
+		call := &keyCall{done: make(chan struct{})}
+		d.inflight[k] = call
+		done := make(chan error)
+		go func() {
+			_, err := d.derive(context.Background(), "pw", salt, cacheTestParams)
+			done <- err
+		}()
+		synctest.Wait() // the caller is waiting on the parked leader
+		if d.derivations.Load() != 0 {
+			t.Fatal("the caller derived while a leader was in flight")
+		}
+		call.err = context.Canceled
+		d.mu.Lock()
+		delete(d.inflight, k)
+		d.mu.Unlock()
+		close(call.done)
+		if err := <-done; err != nil {
+			t.Fatalf("waiter failed with the leader's cancellation: %v", err)
+		}
+		if d.derivations.Load() != 1 {
+			t.Fatal("waiter did not derive after the leader gave up")
+		}
+	})
 }
 
 // TestStoreReadsDeriveOncePerPassword: through the store, 16 goroutines
