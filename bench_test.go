@@ -115,10 +115,25 @@ var benchModes = []struct {
 // application ships with.
 func benchStore(b *testing.B, modify func(*vaultstore.NewStoreOptions)) *vaultstore.Store {
 	b.Helper()
-	return newStore(b, openSQLiteFile(b, b.TempDir()+"/vault.db"), func(o *vaultstore.NewStoreOptions) {
+	return newStore(b, openFileSQLite(b), func(o *vaultstore.NewStoreOptions) {
 		o.CryptoConfig = vaultstore.DefaultCryptoConfig()
 		modify(o)
 	})
+}
+
+// createTokens stores "value i" under testPassword with a generated token,
+// for i in [0, n), and returns the tokens.
+func createTokens(b *testing.B, s *vaultstore.Store, n int) []string {
+	b.Helper()
+	tokens := make([]string, n)
+	for i := range tokens {
+		tok, err := s.TokenCreate(context.Background(), fmt.Sprint("value ", i), testPassword, 24)
+		if err != nil {
+			b.Fatal(err)
+		}
+		tokens[i] = tok
+	}
+	return tokens
 }
 
 func BenchmarkTokenCreate(b *testing.B) {
@@ -170,14 +185,7 @@ func BenchmarkTokensRead20(b *testing.B) {
 		b.Run(m.name, func(b *testing.B) {
 			s := benchStore(b, m.modify)
 			ctx := context.Background()
-			tokens := make([]string, 20)
-			for i := range tokens {
-				tok, err := s.TokenCreate(ctx, fmt.Sprint("value ", i), testPassword, 24)
-				if err != nil {
-					b.Fatal(err)
-				}
-				tokens[i] = tok
-			}
+			tokens := createTokens(b, s, 20)
 			if _, err := s.TokensRead(ctx, tokens, testPassword); err != nil {
 				b.Fatal(err)
 			}
@@ -198,14 +206,7 @@ func BenchmarkTokenReadParallel16(b *testing.B) {
 		b.Run(m.name, func(b *testing.B) {
 			s := benchStore(b, m.modify)
 			ctx := context.Background()
-			tokens := make([]string, 16)
-			for i := range tokens {
-				tok, err := s.TokenCreate(ctx, fmt.Sprint("value ", i), testPassword, 24)
-				if err != nil {
-					b.Fatal(err)
-				}
-				tokens[i] = tok
-			}
+			tokens := createTokens(b, s, 16)
 			runtime.GC()
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
@@ -233,7 +234,7 @@ func BenchmarkTokenReadParallel16(b *testing.B) {
 // each iteration opens a fresh store (an empty key cache) and rotates the
 // half one way, the next iteration back.
 func BenchmarkTokensChangePassword10kV3(b *testing.B) {
-	db := openSQLiteFile(b, b.TempDir()+"/vault.db")
+	db := openFileSQLite(b)
 	s := newStore(b, db, func(o *vaultstore.NewStoreOptions) { o.CryptoConfig = vaultstore.DefaultCryptoConfig() })
 	const total = 10000
 	seedEncrypted(b, s, total/2, pwOld)
@@ -262,7 +263,7 @@ func BenchmarkTokensChangePasswordV2(b *testing.B) {
 			name = fmt.Sprintf("workers=%d", runtime.GOMAXPROCS(0))
 		}
 		b.Run(name, func(b *testing.B) {
-			db := openSQLiteFile(b, b.TempDir()+"/vault.db")
+			db := openFileSQLite(b)
 			light := func(o *vaultstore.NewStoreOptions) { o.CryptoConfig = vaultstore.LightweightCryptoConfig() }
 			writer := newStore(b, db, light, writeV2)
 			const total = 1000
@@ -323,7 +324,7 @@ func BenchmarkTokensChangePassword100kRSS(b *testing.B) {
 		}
 		var changed int
 		var kib float64
-		if _, err := fmt.Sscanf(lastLine(string(out)), "changed %d peak-kib %f", &changed, &kib); err != nil || changed != total {
+		if _, err := fmt.Sscanf(lastLine(string(out), "changed "), "changed %d peak-kib %f", &changed, &kib); err != nil || changed != total {
 			b.Fatalf("child said %q (%v)", out, err)
 		}
 		peak = max(peak, kib/1024)
@@ -354,10 +355,11 @@ func processCPUSeconds() (seconds float64, ok bool) {
 	return (utime + stime) / 100, true
 }
 
-func lastLine(s string) string {
+// lastLine is the last line of s that starts with prefix, or "".
+func lastLine(s, prefix string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	for i := len(lines) - 1; i >= 0; i-- {
-		if strings.HasPrefix(lines[i], "changed ") {
+		if strings.HasPrefix(lines[i], prefix) {
 			return lines[i]
 		}
 	}
@@ -381,15 +383,24 @@ func TestRotationPeakRSSChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	fmt.Printf("changed %d peak-kib %s\n", n, peakRSSKiB(t))
+}
+
+// peakRSSKiB is this process's peak resident set size in KiB, the VmHWM of
+// /proc/self/status ("" without that line); the test is skipped where the
+// file is missing.
+func peakRSSKiB(t *testing.T) string {
+	t.Helper()
 	status, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		t.Skip("no /proc/self/status")
 	}
 	for _, line := range strings.Split(string(status), "\n") {
 		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			fmt.Printf("changed %d peak-kib %s\n", n, strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			return strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB"))
 		}
 	}
+	return ""
 }
 
 // BenchmarkTokensRead100 reads 100 v3 tokens under one password in one
@@ -397,14 +408,7 @@ func TestRotationPeakRSSChild(t *testing.T) {
 func BenchmarkTokensRead100(b *testing.B) {
 	s := benchStore(b, func(*vaultstore.NewStoreOptions) {})
 	ctx := context.Background()
-	tokens := make([]string, 100)
-	for i := range tokens {
-		tok, err := s.TokenCreate(ctx, fmt.Sprint("value ", i), testPassword, 24)
-		if err != nil {
-			b.Fatal(err)
-		}
-		tokens[i] = tok
-	}
+	tokens := createTokens(b, s, 100)
 	for b.Loop() {
 		if got, err := s.TokensRead(ctx, tokens, testPassword); err != nil || len(got) != 100 {
 			b.Fatal(len(got), err)
@@ -425,7 +429,7 @@ func BenchmarkArgon2idDefault(b *testing.B) {
 // BenchmarkTokenReadCold is the first read of a process: a new store, an
 // empty key cache, one TokenRead of a v3 value.
 func BenchmarkTokenReadCold(b *testing.B) {
-	db := openSQLiteFile(b, b.TempDir()+"/vault.db")
+	db := openFileSQLite(b)
 	s := newStore(b, db, func(o *vaultstore.NewStoreOptions) { o.CryptoConfig = vaultstore.DefaultCryptoConfig() })
 	ctx := context.Background()
 	tok, err := s.TokenCreate(ctx, "sk_live_51H8example", testPassword, 24)
@@ -460,13 +464,7 @@ func BenchmarkColdReaders16x4(b *testing.B) {
 			b.Fatalf("child: %v\n%s", err, out)
 		}
 		var ns, kib float64
-		line := ""
-		for _, l := range strings.Split(string(out), "\n") {
-			if strings.HasPrefix(l, "wall-ns ") {
-				line = l
-			}
-		}
-		if _, err := fmt.Sscanf(line, "wall-ns %f peak-kib %f", &ns, &kib); err != nil {
+		if _, err := fmt.Sscanf(lastLine(string(out), "wall-ns "), "wall-ns %f peak-kib %f", &ns, &kib); err != nil {
 			b.Fatalf("child said %q", out)
 		}
 		wall = append(wall, ns/1e6)
@@ -502,13 +500,5 @@ func TestColdReadersChild(t *testing.T) {
 	}
 	wg.Wait()
 	wall := time.Since(start)
-	status, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		t.Skip("no /proc/self/status")
-	}
-	for _, line := range strings.Split(string(status), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			fmt.Printf("wall-ns %d peak-kib %s\n", wall.Nanoseconds(), strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
-		}
-	}
+	fmt.Printf("wall-ns %d peak-kib %s\n", wall.Nanoseconds(), peakRSSKiB(t))
 }

@@ -27,7 +27,6 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -56,9 +55,7 @@ type dbBackend struct {
 // databaseBackends is a file-backed SQLite database and every server of
 // backends().
 func databaseBackends() []dbBackend {
-	list := []dbBackend{{name: "sqlite-file", dialect: "sqlite", open: func(t testing.TB) *sql.DB {
-		return openSQLiteFile(t, filepath.Join(t.TempDir(), "vault.db"))
-	}}}
+	list := []dbBackend{{name: "sqlite-file", dialect: "sqlite", open: openFileSQLite}}
 	for _, b := range backends() {
 		if b.name == "sqlite" {
 			continue
@@ -78,31 +75,6 @@ func forEachDatabase(t *testing.T, fn func(t *testing.T, b dbBackend)) {
 			fn(t, b)
 		})
 	}
-}
-
-// dbParallel runs fn(i) for i in [0, n) on workers goroutines and returns
-// the first error.
-func dbParallel(n, workers int, fn func(i int) error) error {
-	var next atomic.Int64
-	var first error
-	var once sync.Once
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				if err := fn(i); err != nil {
-					once.Do(func() { first = err })
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return first
 }
 
 // ---------------------------------------------------------------------------
@@ -542,7 +514,7 @@ func TestDatabasesExpiredDeleteWithConcurrentCreates(t *testing.T) {
 		err := dbParallel(creators*perCreator, creators, func(i int) error {
 			tok := fmt.Sprintf("tk_sweep%05d", i)
 			if i%2 == 1 {
-				return s.TokenCreateCustom(ctx, tok, "v", dbPwOld, vaultstore.TokenCreateOptions{ExpiresAt: timeIn(-1)})
+				return s.TokenCreateCustom(ctx, tok, "v", dbPwOld, expiring(-1))
 			}
 			if err := s.TokenCreateCustom(ctx, tok, "v", dbPwOld); err != nil {
 				return err
@@ -596,13 +568,11 @@ func TestDatabasesAutoMigrateChangesNothing(t *testing.T) {
 		dbCompareStates(t, "second AutoMigrate on empty tables", empty, dbStateOf(t, db, b.dialect, s))
 
 		// Populate both tables with every kind of row.
-		for i := range 5 {
-			mustCustom(t, s, tokenN(i), fmt.Sprint("value ", i), dbPwOld)
-		}
-		if _, err := s.TokenCreate(ctx, "expiring", dbPwOld, 20, vaultstore.TokenCreateOptions{ExpiresAt: timeIn(24)}); err != nil {
+		seedEncrypted(t, s, 5, dbPwOld)
+		if _, err := s.TokenCreate(ctx, "expiring", dbPwOld, 20, expiring(24)); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.TokenCreate(ctx, "expired", dbPwOld, 20, vaultstore.TokenCreateOptions{ExpiresAt: timeIn(-24)}); err != nil {
+		if _, err := s.TokenCreate(ctx, "expired", dbPwOld, 20, expiring(-24)); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.TokenSoftDelete(ctx, tokenN(0)); err != nil {
@@ -635,16 +605,7 @@ func TestDatabasesAutoMigrateChangesNothing(t *testing.T) {
 		dbCompareStates(t, "AutoMigrate on populated tables", populated, dbStateOf(t, db, b.dialect, s))
 
 		// A second store on the same tables, as after a restart.
-		s2, err := vaultstore.NewStore(vaultstore.NewStoreOptions{
-			VaultTableName:     s.GetVaultTableName(),
-			VaultMetaTableName: s.GetMetaTableName(),
-			DB:                 db,
-			AutomigrateEnabled: true,
-			CryptoConfig:       testCrypto(),
-		})
-		if err != nil {
-			t.Fatalf("NewStore on populated tables: %v", err)
-		}
+		s2 := reopen(t, s, vaultstore.NewStoreOptions{DB: db, AutomigrateEnabled: true})
 		dbCompareStates(t, "NewStore with AutoMigrate on populated tables", populated, dbStateOf(t, db, b.dialect, s2))
 		if v, err := s2.TokenRead(ctx, tokenN(2), dbPwNew); err != nil || v != "updated" {
 			t.Errorf("TokenRead through the second store = %q, %v", v, err)
@@ -807,15 +768,7 @@ func TestDatabasesDialectDetails(t *testing.T) {
 				return
 			}
 			// The same rows through a pool with the other parseTime.
-			s2, err := vaultstore.NewStore(vaultstore.NewStoreOptions{
-				VaultTableName:     s.GetVaultTableName(),
-				VaultMetaTableName: s.GetMetaTableName(),
-				DB:                 other,
-				CryptoConfig:       testCrypto(),
-			})
-			if err != nil {
-				t.Fatalf("NewStore through the other DSN: %v", err)
-			}
+			s2 := reopen(t, s, vaultstore.NewStoreOptions{DB: other})
 			if got, want := storedRows(t, s2), storedRows(t, s); !maps.EqualFunc(got, want, maps.Equal) {
 				t.Errorf("rows read through the other DSN differ:\n got %v\nwant %v", got, want)
 			}

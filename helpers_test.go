@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -83,16 +84,10 @@ func openMemorySQLite(t testing.TB) *sql.DB {
 	return db
 }
 
-// openFileSQLite gives a test a file-backed database in WAL mode, for tests
-// that need real concurrent connections.
+// openFileSQLite gives a test a fresh file-backed database (openSQLiteFile),
+// for tests that need real concurrent connections.
 func openFileSQLite(t testing.TB) *sql.DB {
-	path := filepath.Join(t.TempDir(), "vault.db")
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
+	return openSQLiteFile(t, filepath.Join(t.TempDir(), "vault.db"))
 }
 
 // forEachBackend runs fn as a subtest per backend.
@@ -203,25 +198,39 @@ func openSQLiteFile(t testing.TB, path string) *sql.DB {
 	return db
 }
 
-// seedEncrypted stores n values under password with tokens tokenN(0..n-1),
-// through the public API and from a few goroutines.
-func seedEncrypted(t testing.TB, s *vaultstore.Store, n int, password string) {
-	t.Helper()
+// dbParallel runs fn(i) for i in [0, n) on workers goroutines and returns
+// the first error.
+func dbParallel(n, workers int, fn func(i int) error) error {
+	var next atomic.Int64
+	var first error
+	var once sync.Once
 	var wg sync.WaitGroup
-	errs := make(chan error, 4)
-	for w := range 4 {
+	for range workers {
 		wg.Go(func() {
-			for i := w; i < n; i += 4 {
-				if err := s.TokenCreateCustom(context.Background(), tokenN(i), fmt.Sprint("value ", i), password); err != nil {
-					errs <- err
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				if err := fn(i); err != nil {
+					once.Do(func() { first = err })
 					return
 				}
 			}
 		})
 	}
 	wg.Wait()
-	close(errs)
-	for err := range errs {
+	return first
+}
+
+// seedEncrypted stores n values under password with tokens tokenN(0..n-1),
+// through the public API and from a few goroutines.
+func seedEncrypted(t testing.TB, s *vaultstore.Store, n int, password string) {
+	t.Helper()
+	err := dbParallel(n, 4, func(i int) error {
+		return s.TokenCreateCustom(context.Background(), tokenN(i), fmt.Sprint("value ", i), password)
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 }

@@ -15,8 +15,6 @@ import (
 	_ "github.com/glebarez/sqlite"
 )
 
-var cacheTestParams = argon2Params{Iterations: 1, MemoryKiB: 8, Parallelism: 1, KeyLength: 32}
-
 func newTestDeriver(t *testing.T, capacity, slots int) *keyDeriver {
 	t.Helper()
 	d, err := newKeyDeriver(capacity, slots, rand.Reader)
@@ -26,27 +24,45 @@ func newTestDeriver(t *testing.T, capacity, slots int) *keyDeriver {
 	return d
 }
 
+// newMemoryStore opens a migrated store on tables "v" and "m" of a private
+// in-memory SQLite database with one connection; opts gives the rest.
+func newMemoryStore(t *testing.T, opts NewStoreOptions) *Store {
+	t.Helper()
+	db, err := sql.Open("sqlite", ":memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	t.Cleanup(func() { db.Close() })
+	opts.VaultTableName, opts.VaultMetaTableName, opts.DB, opts.AutomigrateEnabled = "v", "m", db, true
+	s, err := NewStore(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func TestKeyCacheHitsAndEviction(t *testing.T) {
 	ctx := context.Background()
 	d := newTestDeriver(t, 2, 1)
 	salt := []byte("0123456789abcdef")
-	a1, _ := d.derive(ctx, "a", salt, cacheTestParams)
-	a2, _ := d.derive(ctx, "a", salt, cacheTestParams)
+	a1, _ := d.derive(ctx, "a", salt, v3TestParams)
+	a2, _ := d.derive(ctx, "a", salt, v3TestParams)
 	if &a1[0] != &a2[0] || d.derivations.Load() != 1 {
 		t.Fatalf("second derivation of the same key was not a cache hit (%d runs)", d.derivations.Load())
 	}
-	want := deriveArgon2id("a", salt, cacheTestParams)
+	want := deriveArgon2id("a", salt, v3TestParams)
 	if string(a1) != string(want) {
 		t.Fatal("cached key differs from a direct derivation")
 	}
 	// Every input is part of the key.
-	_, _ = d.derive(ctx, "b", salt, cacheTestParams)                                                          // b, a
-	_, _ = d.derive(ctx, "a", []byte("fedcba9876543210"), cacheTestParams)                                    // evicts b
+	_, _ = d.derive(ctx, "b", salt, v3TestParams)                                                             // b, a
+	_, _ = d.derive(ctx, "a", []byte("fedcba9876543210"), v3TestParams)                                       // evicts b
 	_, _ = d.derive(ctx, "a", salt, argon2Params{Iterations: 2, MemoryKiB: 8, Parallelism: 1, KeyLength: 32}) // evicts a
 	if n := d.derivations.Load(); n != 4 {
 		t.Fatalf("%d derivations, want 4", n)
 	}
-	_, _ = d.derive(ctx, "a", salt, cacheTestParams)
+	_, _ = d.derive(ctx, "a", salt, v3TestParams)
 	if n := d.derivations.Load(); n != 5 {
 		t.Fatalf("evicted key not derived again: %d derivations, want 5", n)
 	}
@@ -62,7 +78,7 @@ func TestKeyCacheHitsAndEviction(t *testing.T) {
 func TestKeyCacheOff(t *testing.T) {
 	d := newTestDeriver(t, 0, 1)
 	for range 3 {
-		if _, err := d.derive(context.Background(), "a", []byte("0123456789abcdef"), cacheTestParams); err != nil {
+		if _, err := d.derive(context.Background(), "a", []byte("0123456789abcdef"), v3TestParams); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -76,7 +92,7 @@ func TestKeyCacheOff(t *testing.T) {
 func TestKeyCacheHoldsNoPassword(t *testing.T) {
 	d := newTestDeriver(t, 8, 1)
 	const password = "correct horse battery staple"
-	if _, err := d.derive(context.Background(), password, []byte("0123456789abcdef"), cacheTestParams); err != nil {
+	if _, err := d.derive(context.Background(), password, []byte("0123456789abcdef"), v3TestParams); err != nil {
 		t.Fatal(err)
 	}
 	for k := range d.entries {
@@ -85,7 +101,7 @@ func TestKeyCacheHoldsNoPassword(t *testing.T) {
 		}
 	}
 	other := newTestDeriver(t, 8, 1)
-	if d.cacheKey(password, nil, cacheTestParams) == other.cacheKey(password, nil, cacheTestParams) {
+	if d.cacheKey(password, nil, v3TestParams) == other.cacheKey(password, nil, v3TestParams) {
 		t.Fatal("two stores share a password fingerprint; the per-store secret is not used")
 	}
 }
@@ -99,7 +115,7 @@ func TestKeyCacheCoalesces(t *testing.T) {
 		d := newTestDeriver(t, 0, 4) // no cache: only coalescing can share
 		salt := []byte("0123456789abcdef")
 		// Park a derivation in flight, as a leader that has not finished.
-		k := d.cacheKey("pw", salt, cacheTestParams)
+		k := d.cacheKey("pw", salt, v3TestParams)
 		call := &keyCall{done: make(chan struct{})}
 		d.inflight[k] = call
 
@@ -107,7 +123,7 @@ func TestKeyCacheCoalesces(t *testing.T) {
 		results := make([][]byte, 16)
 		for i := range results {
 			wg.Go(func() {
-				key, err := d.derive(ctx, "pw", salt, cacheTestParams)
+				key, err := d.derive(ctx, "pw", salt, v3TestParams)
 				if err != nil {
 					t.Error(err)
 				}
@@ -160,7 +176,7 @@ func TestKeyCacheWaitHonoursContext(t *testing.T) {
 	d.slots <- struct{}{} // the only slot is taken
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
-	_, err := d.derive(ctx, "pw", []byte("0123456789abcdef"), cacheTestParams)
+	_, err := d.derive(ctx, "pw", []byte("0123456789abcdef"), v3TestParams)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("derive with no free slot = %v, want DeadlineExceeded", err)
 	}
@@ -170,7 +186,7 @@ func TestKeyCacheWaitHonoursContext(t *testing.T) {
 	<-d.slots
 	// A waiter whose leader gave up because of the leader's context tries
 	// on its own instead of failing with someone else's cancellation.
-	key, err := d.derive(context.Background(), "pw", []byte("0123456789abcdef"), cacheTestParams)
+	key, err := d.derive(context.Background(), "pw", []byte("0123456789abcdef"), v3TestParams)
 	if err != nil || len(key) != 32 {
 		t.Fatalf("derive after the slot freed = %v", err)
 	}
@@ -183,12 +199,12 @@ func TestKeyCacheWaiterOutlivesCancelledLeader(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		d := newTestDeriver(t, 8, 1)
 		salt := []byte("0123456789abcdef")
-		k := d.cacheKey("pw", salt, cacheTestParams)
+		k := d.cacheKey("pw", salt, v3TestParams)
 		call := &keyCall{done: make(chan struct{})}
 		d.inflight[k] = call
 		done := make(chan error)
 		go func() {
-			_, err := d.derive(context.Background(), "pw", salt, cacheTestParams)
+			_, err := d.derive(context.Background(), "pw", salt, v3TestParams)
 			done <- err
 		}()
 		synctest.Wait() // the caller is waiting on the parked leader
@@ -214,17 +230,8 @@ func TestKeyCacheWaiterOutlivesCancelledLeader(t *testing.T) {
 // vault salt or a v2 value costs exactly one more.
 func TestStoreReadsDeriveOncePerPassword(t *testing.T) {
 	ctx := context.Background()
-	db, err := sql.Open("sqlite", ":memory:")
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.SetMaxOpenConns(1)
-	defer db.Close()
 	cfg := &CryptoConfig{Iterations: 1, Memory: 1 << 10, Parallelism: 1, KeyLength: 32, SaltSize: 16, NonceSize: 12, TagSize: 16}
-	s, err := NewStore(NewStoreOptions{VaultTableName: "v", VaultMetaTableName: "m", DB: db, AutomigrateEnabled: true, CryptoConfig: cfg})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newMemoryStore(t, NewStoreOptions{CryptoConfig: cfg})
 	const pw = "sixteen readers password"
 	var tokens []string
 	for i := range 16 {
@@ -284,12 +291,12 @@ func BenchmarkKeyCacheHit(b *testing.B) {
 	}
 	salt := []byte("0123456789abcdef")
 	ctx := context.Background()
-	if _, err := d.derive(ctx, "pw", salt, cacheTestParams); err != nil {
+	if _, err := d.derive(ctx, "pw", salt, v3TestParams); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := d.derive(ctx, "pw", salt, cacheTestParams); err != nil {
+		if _, err := d.derive(ctx, "pw", salt, v3TestParams); err != nil {
 			b.Fatal(err)
 		}
 	}

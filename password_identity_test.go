@@ -3,7 +3,6 @@ package vaultstore
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"errors"
 	"strings"
 	"testing"
@@ -67,25 +66,14 @@ func FuzzParsePHC(f *testing.F) {
 // on a database with a single connection its classification does not wait
 // for the transaction's own connection.
 func TestIdentityInsertOfTakenToken(t *testing.T) {
-	db, err := sql.Open("sqlite", ":memory:")
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.SetMaxOpenConns(1)
-	defer db.Close()
-	cfg := &CryptoConfig{Iterations: 1, Memory: 8, Parallelism: 1, KeyLength: 32, SaltSize: 16, NonceSize: 12, TagSize: 16}
-	s, err := NewStore(NewStoreOptions{VaultTableName: "v", VaultMetaTableName: "m", DB: db, AutomigrateEnabled: true, CryptoConfig: cfg, PasswordIdentityEnabled: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newMemoryStore(t, NewStoreOptions{CryptoConfig: tinyConfig(), PasswordIdentityEnabled: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	const pw = "a password long enough"
 	if err := s.createToken(ctx, "tk_taken00000001", "first", pw, MAX_DATETIME); err != nil {
 		t.Fatal(err)
 	}
-	err = s.createToken(ctx, "tk_taken00000001", "second", pw, MAX_DATETIME)
-	if !errors.Is(err, ErrTokenAlreadyExists) {
+	if err := s.createToken(ctx, "tk_taken00000001", "second", pw, MAX_DATETIME); !errors.Is(err, ErrTokenAlreadyExists) {
 		t.Fatalf("second insert of a token = %v, want ErrTokenAlreadyExists", err)
 	}
 }

@@ -46,15 +46,27 @@ func originalVector(t testing.TB, format, label string) (stored, password, plain
 // values snapshots every stored value by token.
 func values(t testing.TB, s *vaultstore.Store) map[string]string {
 	t.Helper()
-	list, err := s.RecordList(context.Background(), vaultstore.RecordQuery().SetSoftDeletedInclude(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := make(map[string]string, len(list))
-	for _, r := range list {
-		out[r.GetToken()] = r.GetValue()
+	out := map[string]string{}
+	for tok, row := range storedRows(t, s) {
+		out[tok] = row[vaultstore.COLUMN_VAULT_VALUE]
 	}
 	return out
+}
+
+// recordsOnNew counts the records of seedEncrypted(n, pwOld) that open with
+// pwNew; every other one must open with pwOld and hold its value.
+func recordsOnNew(t testing.TB, s *vaultstore.Store, n int) int {
+	t.Helper()
+	onNew := 0
+	for i := range n {
+		tok := tokenN(i)
+		if _, err := s.TokenRead(context.Background(), tok, pwNew); err == nil {
+			onNew++
+		} else if v, err := s.TokenRead(context.Background(), tok, pwOld); err != nil || v != fmt.Sprint("value ", i) {
+			t.Fatalf("%s opens with neither password: %q, %v", tok, v, err)
+		}
+	}
+	return onNew
 }
 
 // TestRotationMixedFormats: v1 and v2 values written by the original, v3
@@ -123,11 +135,7 @@ func TestRotationMixedFormats(t *testing.T) {
 			}
 		}
 		// Bring back the soft-deleted and expired rows to read them.
-		found, err := s.RecordList(ctx, vaultstore.RecordQuery().SetToken("tk_mixed_v3_soft").SetSoftDeletedInclude(true))
-		if err != nil || len(found) != 1 {
-			t.Fatal(found, err)
-		}
-		if err := s.RecordUpdate(ctx, found[0].SetSoftDeletedAt(vaultstore.MAX_DATETIME)); err != nil {
+		if err := s.RecordUpdate(ctx, rowOf(t, s, "tk_mixed_v3_soft").SetSoftDeletedAt(vaultstore.MAX_DATETIME)); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.TokenRenew(ctx, "tk_mixed_v3_expired", time.Time{}); err != nil {
@@ -226,9 +234,7 @@ func TestRotationCancelAndResume(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		s := newStore(t, b.open(t))
 		const total = 95
-		for i := range total {
-			mustCustom(t, s, fmt.Sprintf("tk_resume%05d", i), fmt.Sprint("value ", i), pwOld)
-		}
+		seedEncrypted(t, s, total, pwOld)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		calls := 0
@@ -244,16 +250,7 @@ func TestRotationCancelAndResume(t *testing.T) {
 		if first != 30 {
 			t.Errorf("cancelled after three batches of 10, count = %d", first)
 		}
-		onNew := 0
-		for i := range total {
-			tok := fmt.Sprintf("tk_resume%05d", i)
-			if _, err := s.TokenRead(context.Background(), tok, pwNew); err == nil {
-				onNew++
-			} else if v, err := s.TokenRead(context.Background(), tok, pwOld); err != nil || v != fmt.Sprint("value ", i) {
-				t.Fatalf("%s opens with neither password: %v", tok, err)
-			}
-		}
-		if onNew != first {
+		if onNew := recordsOnNew(t, s, total); onNew != first {
 			t.Errorf("%d records on the new password, rotation reported %d", onNew, first)
 		}
 		rest, err := s.TokensChangePassword(context.Background(), pwOld, pwNew)
@@ -441,17 +438,7 @@ func TestRotationSurvivesSIGKILL(t *testing.T) {
 		t.Fatal("the child reported no progress before it was killed")
 	}
 
-	onNew := 0
-	for i := range total {
-		tok := tokenN(i)
-		if _, err := s.TokenRead(context.Background(), tok, pwNew); err == nil {
-			onNew++
-			continue
-		}
-		if _, err := s.TokenRead(context.Background(), tok, pwOld); err != nil {
-			t.Fatalf("after SIGKILL %s opens with neither password: %v", tok, err)
-		}
-	}
+	onNew := recordsOnNew(t, s, total) // after SIGKILL
 	if onNew < reported || onNew == total {
 		t.Errorf("%d records on the new password; the child had reported %d committed and was killed before the end", onNew, reported)
 	}
@@ -515,7 +502,7 @@ func TestPasswordIdentityLinksFollowDeletes(t *testing.T) {
 		// live record keeps its link.
 		const expired = 1100
 		for i := range expired {
-			mustCustom(t, s, fmt.Sprintf("tk_linkexp%04d", i), "v", pwOld, vaultstore.TokenCreateOptions{ExpiresAt: timeIn(-1)})
+			mustCustom(t, s, fmt.Sprintf("tk_linkexp%04d", i), "v", pwOld, expiring(-1))
 		}
 		if err := s.TokenSoftDelete(ctx, "tk_linkdel0002"); err != nil {
 			t.Fatal(err)

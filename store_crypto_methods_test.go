@@ -150,11 +150,13 @@ func TestBadEncryptionOptions(t *testing.T) {
 // vault salt, and every value carries it.
 func TestVaultSaltConcurrentFirstWriters(t *testing.T) {
 	t.Parallel()
-	run := func(t *testing.T, first *vaultstore.Store, opts vaultstore.NewStoreOptions) {
+	forEachDatabase(t, func(t *testing.T, b dbBackend) {
 		ctx := context.Background()
+		db := b.open(t)
+		first := newStore(t, db)
 		stores := []*vaultstore.Store{first}
 		for range 3 {
-			stores = append(stores, reopen(t, first, opts))
+			stores = append(stores, reopen(t, first, vaultstore.NewStoreOptions{DB: db}))
 		}
 		var wg sync.WaitGroup
 		start := make(chan struct{})
@@ -184,17 +186,7 @@ func TestVaultSaltConcurrentFirstWriters(t *testing.T) {
 		if err != nil || setting != base64.URLEncoding.EncodeToString(salt) {
 			t.Errorf("vault salt setting %q, %v; values carry %x", setting, err, salt)
 		}
-	}
-	t.Run("sqlite-file", func(t *testing.T) {
-		db := openFileSQLite(t)
-		run(t, newStore(t, db), vaultstore.NewStoreOptions{DB: db})
 	})
-	for _, b := range backends()[1:] {
-		t.Run(b.name, func(t *testing.T) {
-			db := b.open(t)
-			run(t, newStore(t, db), vaultstore.NewStoreOptions{DB: db})
-		})
-	}
 }
 
 // TestCryptoConfigChangeKeepsValuesReadable: v3 values carry their

@@ -1314,11 +1314,7 @@ func TestTokensChangePasswordBasic(t *testing.T) {
 		// The soft-deleted row: restore it, then read it. (v3 binds the
 		// token, so its value cannot be read through a copy.)
 		copyTok := "tk_rekeysoft00001"
-		found, err := s.RecordList(ctx, vaultstore.RecordQuery().SetToken(copyTok).SetSoftDeletedInclude(true))
-		if err != nil || len(found) != 1 {
-			t.Fatalf("RecordList(soft-deleted) = %v, %v", found, err)
-		}
-		if err := s.RecordUpdate(ctx, found[0].SetSoftDeletedAt(vaultstore.MAX_DATETIME)); err != nil {
+		if err := s.RecordUpdate(ctx, rowOf(t, s, copyTok).SetSoftDeletedAt(vaultstore.MAX_DATETIME)); err != nil {
 			t.Fatalf("restoring the soft-deleted record: %v", err)
 		}
 		if v, err := s.TokenRead(ctx, copyTok, pwNew); err != nil || v != "soft" {
