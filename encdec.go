@@ -402,19 +402,18 @@ func v3Params(cfg *CryptoConfig) argon2Params {
 	return p
 }
 
-// checkArgon2Bounds refuses parameters read from a stored value before
-// anything is derived from them: a crafted row must not be able to make a
-// read allocate gigabytes or spin for minutes, nor make argon2 panic.
+// checkArgon2Bounds refuses the cost parameters of a stored value (a v3
+// header, a password identity) before anything is derived from them: a
+// crafted row must not be able to make a read allocate gigabytes or spin for
+// minutes, nor make argon2 panic.
 func checkArgon2Bounds(p argon2Params) error {
 	switch {
 	case p.Iterations < 1 || p.Iterations > MaxArgon2Iterations:
-		return decryptionErrorf("v3 value asks for %d Argon2 iterations, outside 1..%d", p.Iterations, MaxArgon2Iterations)
+		return decryptionErrorf("stored value asks for %d Argon2 iterations, outside 1..%d", p.Iterations, MaxArgon2Iterations)
 	case p.Parallelism < 1 || int(p.Parallelism) > MaxArgon2Parallelism:
-		return decryptionErrorf("v3 value asks for Argon2 parallelism %d, outside 1..%d", p.Parallelism, MaxArgon2Parallelism)
+		return decryptionErrorf("stored value asks for Argon2 parallelism %d, outside 1..%d", p.Parallelism, MaxArgon2Parallelism)
 	case p.MemoryKiB < 8*uint32(p.Parallelism) || p.MemoryKiB > MaxArgon2Memory:
-		return decryptionErrorf("v3 value asks for %d KiB of Argon2 memory, outside %d..%d", p.MemoryKiB, 8*uint32(p.Parallelism), MaxArgon2Memory)
-	case p.KeyLength != v3KeyLen:
-		return decryptionErrorf("v3 value asks for a %d-byte key, not %d", p.KeyLength, v3KeyLen)
+		return decryptionErrorf("stored value asks for %d KiB of Argon2 memory, outside %d..%d", p.MemoryKiB, 8*uint32(p.Parallelism), MaxArgon2Memory)
 	}
 	return nil
 }
@@ -529,6 +528,9 @@ func parseV3(stored string) (v3Value, error) {
 	}
 	if err := checkArgon2Bounds(p); err != nil {
 		return v3Value{}, err
+	}
+	if p.KeyLength != v3KeyLen {
+		return v3Value{}, decryptionErrorf("v3 value asks for a %d-byte key, not %d", p.KeyLength, v3KeyLen)
 	}
 	return v3Value{
 		params:     p,

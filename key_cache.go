@@ -186,9 +186,21 @@ func (d *keyDeriver) source(ctx context.Context) keySource {
 	}
 }
 
-// uncachedSource adapts deriveUncached to a keySource.
-func (d *keyDeriver) uncachedSource(ctx context.Context) keySource {
-	return func(password string, salt []byte, p argon2Params) ([]byte, error) {
-		return d.deriveUncached(ctx, password, salt, p)
+// uncachedSource adapts deriveUncached to a keySource for one codec call.
+// The keys it hands out belong to that call alone, unlike cached ones, so
+// wipe, called when the codec has returned, clears them.
+func (d *keyDeriver) uncachedSource(ctx context.Context) (src keySource, wipe func()) {
+	var handed [][]byte
+	src = func(password string, salt []byte, p argon2Params) ([]byte, error) {
+		key, err := d.deriveUncached(ctx, password, salt, p)
+		if err == nil {
+			handed = append(handed, key)
+		}
+		return key, err
+	}
+	return src, func() {
+		for _, k := range handed {
+			clear(k)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -308,4 +309,28 @@ func (d *keyDeriver) purge() {
 	defer d.mu.Unlock()
 	d.order.Init()
 	clear(d.entries)
+}
+
+// TestUncachedSourceWipes: keys from an uncached source stay out of the
+// cache and are cleared by wipe, once the codec call that used them is over.
+func TestUncachedSourceWipes(t *testing.T) {
+	d := newTestDeriver(t, 8, 1)
+	src, wipe := d.uncachedSource(context.Background())
+	var keys [][]byte
+	for _, salt := range []string{"0123456789abcdef", "fedcba9876543210"} {
+		key, err := src("pw", []byte(salt), v3TestParams)
+		if err != nil || len(key) != 32 || !slices.ContainsFunc(key, func(b byte) bool { return b != 0 }) {
+			t.Fatalf("derive = %x, %v", key, err)
+		}
+		keys = append(keys, key)
+	}
+	if len(d.entries) != 0 {
+		t.Fatalf("%d uncached keys went into the cache", len(d.entries))
+	}
+	wipe()
+	for i, key := range keys {
+		if slices.ContainsFunc(key, func(b byte) bool { return b != 0 }) {
+			t.Errorf("key %d is not cleared after wipe: %x", i, key)
+		}
+	}
 }

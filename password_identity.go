@@ -73,7 +73,7 @@ func parsePHC(s string) (identityHash, error) {
 		return identityHash{}, decryptionErrorf("password identity has a malformed salt or hash")
 	}
 	p.KeyLength = uint32(len(hash))
-	if err := checkArgon2Bounds(argon2Params{Iterations: p.Iterations, MemoryKiB: p.MemoryKiB, Parallelism: p.Parallelism, KeyLength: v3KeyLen}); err != nil {
+	if err := checkArgon2Bounds(p); err != nil {
 		return identityHash{}, err
 	}
 	return identityHash{params: p, salt: salt, hash: hash}, nil
@@ -87,6 +87,7 @@ func (s *Store) identityMatches(ctx context.Context, h identityHash, password st
 	if err != nil {
 		return false, err
 	}
+	defer clear(key)
 	return subtle.ConstantTimeCompare(key, h.hash) == 1, nil
 }
 

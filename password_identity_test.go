@@ -54,7 +54,7 @@ func FuzzParsePHC(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if checkArgon2Bounds(argon2Params{Iterations: h.params.Iterations, MemoryKiB: h.params.MemoryKiB, Parallelism: h.params.Parallelism, KeyLength: v3KeyLen}) != nil {
+		if checkArgon2Bounds(h.params) != nil {
 			t.Fatalf("parsePHC accepted out-of-bounds parameters %+v", h.params)
 		}
 	})

@@ -12,7 +12,9 @@ func (s *Store) encrypt(ctx context.Context, value, password, token string) (str
 	if s.writeVersion == ENCRYPTION_VERSION_V2 {
 		// Every v2 value has its own salt, so its key is derived afresh;
 		// it goes through the deriver for the concurrency bound only.
-		return encryptV2With(value, password, &s.crypto, randReader, s.keys.uncachedSource(ctx))
+		keys, wipe := s.keys.uncachedSource(ctx)
+		defer wipe()
+		return encryptV2With(value, password, &s.crypto, randReader, keys)
 	}
 	salt, err := s.vaultSaltForWrite(ctx)
 	if err != nil {
@@ -38,7 +40,9 @@ func (s *Store) decrypt(ctx context.Context, stored, password, token string) (st
 // one per value, bypass the cache so that they do not evict the v3 keys
 // that serve the application.
 func (s *Store) decryptOnce(ctx context.Context, stored, password, token string) (string, error) {
-	return decryptValue(stored, password, token, &s.crypto, s.keys.uncachedSource(ctx), s.keys.source(ctx))
+	v2Keys, wipe := s.keys.uncachedSource(ctx)
+	defer wipe()
+	return decryptValue(stored, password, token, &s.crypto, v2Keys, s.keys.source(ctx))
 }
 
 // vaultSaltForWrite returns the vault's v3 salt, making it on first use.
