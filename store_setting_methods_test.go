@@ -73,10 +73,7 @@ func TestVaultSettingConcurrentUpsert(t *testing.T) {
 			t.Errorf("%d rows for one setting, want 1", n)
 		}
 	}
-	t.Run("sqlite-file", func(t *testing.T) { run(t, openFileSQLite(t)) })
-	for _, b := range backends()[1:] {
-		t.Run(b.name, func(t *testing.T) { run(t, b.open(t)) })
-	}
+	forEachDatabase(t, func(t *testing.T, b dbBackend) { run(t, b.open(t)) })
 }
 
 func TestVaultSettingWithoutMetaTable(t *testing.T) {

@@ -557,10 +557,7 @@ func TestTokenCreateCustomConcurrentSameToken(t *testing.T) {
 			}
 		}
 	}
-	t.Run("sqlite-file", func(t *testing.T) { run(t, openFileSQLite(t)) })
-	for _, b := range backends()[1:] {
-		t.Run(b.name, func(t *testing.T) { run(t, b.open(t)) })
-	}
+	forEachDatabase(t, func(t *testing.T, b dbBackend) { run(t, b.open(t)) })
 }
 
 // countOthers counts errors that are neither nil nor ErrTokenAlreadyExists.
@@ -1443,10 +1440,7 @@ func TestTokenConcurrentLifecycles(t *testing.T) {
 			t.Errorf("%d rows left, want %d soft-deleted", n, goroutines*(cycles/2))
 		}
 	}
-	t.Run("sqlite-file", func(t *testing.T) { run(t, openFileSQLite(t)) })
-	for _, b := range backends()[1:] {
-		t.Run(b.name, func(t *testing.T) { run(t, b.open(t)) })
-	}
+	forEachDatabase(t, func(t *testing.T, b dbBackend) { run(t, b.open(t)) })
 }
 
 // ---------------------------------------------------------------------------
@@ -1570,10 +1564,7 @@ func TestTokenUpdateRenewSameTokenConcurrently(t *testing.T) {
 				"TokenRenew locks the row and then changes expires_at)", n)
 		}
 	}
-	t.Run("sqlite-file", func(t *testing.T) { run(t, openFileSQLite(t)) })
-	for _, b := range backends()[1:] {
-		t.Run(b.name, func(t *testing.T) { run(t, b.open(t)) })
-	}
+	forEachDatabase(t, func(t *testing.T, b dbBackend) { run(t, b.open(t)) })
 }
 
 // afterExecHook runs after each statement the store executes on a hooked
