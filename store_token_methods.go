@@ -71,8 +71,9 @@ func (s *Store) TokenCreateCustom(ctx context.Context, token, value, password st
 	if err != nil {
 		return err
 	}
-	// Checking first saves the key derivation when the token is taken; the
-	// unique index still decides a race.
+	// Checking first spares the encryption when the token is taken, which
+	// costs a key derivation for a v2 value or a password not yet cached;
+	// the unique index still decides a race.
 	var n int64
 	if err := s.vault(ctx).Where(COLUMN_VAULT_TOKEN+" = ?", token).Count(&n).Error; err != nil {
 		return fmt.Errorf("vaultstore: failed to look up token: %w", err)
