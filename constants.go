@@ -108,6 +108,10 @@ const (
 	MaxArgon2Parallelism = 64
 )
 
+// maxKDFMemoryBudget caps NewStoreOptions.KDFMemoryBudget (KiB) at 64 GiB,
+// far above any real need, so that it fits the uint32 of Argon2 memory.
+const maxKDFMemoryBudget = 64 << 20
+
 // MaxValueSize is the largest plaintext, in bytes, that the token methods
 // accept. It keeps a stored value well inside what every supported database
 // column and driver handles (MySQL's default max_allowed_packet is 16 MiB, and

@@ -160,10 +160,11 @@ func encryptV2With(plaintext, password string, cfg *CryptoConfig, random io.Read
 	}
 	salt, nonce := buf[:cfg.SaltSize], buf[cfg.SaltSize:head]
 
-	key, err := keys(password, salt, paramsFromConfig(cfg))
+	key, _, err := keys.key(password, salt, paramsFromConfig(cfg))
 	if err != nil {
 		return "", err
 	}
+	defer clear(key)
 	gcm, err := newGCM(key)
 	if err != nil {
 		return "", err
@@ -390,8 +391,15 @@ const (
 	v3CommitLen   = 32
 	v3HeaderLen   = 1 + 1 + 4 + 4 + 1 + 1 + v3SaltLen + v3SaltLen + v3NonceLen
 	v3MinLen      = v3HeaderLen + v3CommitLen + v3TagLen
-	v3InfoEncrypt = "vaultstore v3 enc"
-	v3InfoCommit  = "vaultstore v3 commit"
+)
+
+// HKDF labels, one per thing derived from an Argon2id output, so that no
+// derived value can stand in for another: a stored commitment or identity
+// verifier is never a key the codec accepts. docs/encryption.md lists them.
+const (
+	labelV3Encrypt        = "vaultstore v3 enc"
+	labelV3Commit         = "vaultstore v3 commit"
+	labelIdentityVerifier = "vaultstore identity verifier"
 )
 
 // v3Params are the Argon2id parameters a v3 value is written with: those of
@@ -425,11 +433,11 @@ func v3Keys(kek, recordSalt []byte) (key, commitment []byte, err error) {
 		return nil, nil, fmt.Errorf("vaultstore: HKDF extract: %w", err)
 	}
 	defer clear(prk)
-	key, err = hkdf.Expand(sha256.New, prk, v3InfoEncrypt, v3KeyLen)
+	key, err = hkdf.Expand(sha256.New, prk, labelV3Encrypt, v3KeyLen)
 	if err != nil {
 		return nil, nil, fmt.Errorf("vaultstore: HKDF expand: %w", err)
 	}
-	commitment, err = hkdf.Expand(sha256.New, prk, v3InfoCommit, v3CommitLen)
+	commitment, err = hkdf.Expand(sha256.New, prk, labelV3Commit, v3CommitLen)
 	if err != nil {
 		clear(key)
 		return nil, nil, fmt.Errorf("vaultstore: HKDF expand: %w", err)
@@ -544,42 +552,85 @@ func parseV3(stored string) (v3Value, error) {
 }
 
 // open checks the commitment, then authenticates and decrypts for token.
-func (v v3Value) open(kek []byte, token string) (string, error) {
+// committed reports that the commitment matched, which shows kek right for
+// this value's password and vault salt even if the rest fails.
+func (v v3Value) open(kek []byte, token string) (plain string, committed bool, err error) {
 	key, commitment, err := v3Keys(kek, v.recordSalt)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	defer clear(key)
 	if subtle.ConstantTimeCompare(commitment, v.commitment) != 1 {
-		return "", errPasswordMismatch
+		return "", false, errPasswordMismatch
 	}
 	gcm, err := newGCM(key)
 	if err != nil {
-		return "", err
+		return "", true, err
 	}
 	pt, err := gcm.Open(nil, v.nonce, v.sealed, v3AD(v.header, token))
 	if err != nil {
-		return "", decryptionErrorf("v3 value fails authentication: it was changed or belongs to another token")
+		return "", true, decryptionErrorf("v3 value fails authentication: it was changed or belongs to another token")
 	}
 	defer clear(pt)
-	return string(pt), nil
+	return string(pt), true, nil
 }
 
-// keySource derives (or recalls) a key; the store passes its cache, tests
-// may pass direct derivation. The returned key must not be modified.
-type keySource func(password string, salt []byte, p argon2Params) ([]byte, error)
+// readPolicy is what a store accepts from a stored value before it derives
+// anything from it: the database is untrusted, so a value's format and its
+// Argon2 parameters are checked against the store's own settings first.
+type readPolicy struct {
+	// minVersion is the oldest format read ("" reads all).
+	minVersion string
+	// floor holds the least Iterations and MemoryKiB a stored value or
+	// identity may ask for, so that no planted row makes a password guess
+	// cheaper than the store's floor.
+	floor argon2Params
+	// maxMemoryKiB is the most Argon2 memory one derivation may ask for:
+	// the store's KDFMemoryBudget.
+	maxMemoryKiB uint32
+}
+
+// allows refuses a format older than minVersion. Format names sort as
+// their age ("v1" < "v2" < "v3").
+func (rp readPolicy) allows(version string) error {
+	if rp.minVersion != "" && version < rp.minVersion {
+		return decryptionErrorf("value is in format %s, older than the store's MinReadVersion %s", version, rp.minVersion)
+	}
+	return nil
+}
+
+// admit refuses Argon2 parameters read from the database (a v3 header, a
+// password identity) that are out of bounds, below the floor or above the
+// memory budget, before anything is derived from them.
+func (rp readPolicy) admit(p argon2Params) error {
+	if err := checkArgon2Bounds(p); err != nil {
+		return err
+	}
+	if p.Iterations < rp.floor.Iterations || p.MemoryKiB < rp.floor.MemoryKiB {
+		return decryptionErrorf("stored parameters t=%d m=%d KiB are below the store's floor t=%d m=%d KiB", p.Iterations, p.MemoryKiB, rp.floor.Iterations, rp.floor.MemoryKiB)
+	}
+	if p.MemoryKiB > rp.maxMemoryKiB {
+		return decryptionErrorf("stored parameters ask for %d KiB of Argon2 memory, more than the store's budget of %d KiB", p.MemoryKiB, rp.maxMemoryKiB)
+	}
+	return nil
+}
 
 // decryptValue is the one entry point for reads; a new format is one more
 // case in the switch. token is the token the value is stored under (only v3
-// binds it); cfg gives the parameters of v2 values, which do not carry them.
-// v2Keys and v3KEKs supply keys for each format, so that a caller can cache
-// v3 KEKs, which recur, without filling the cache with v2 keys that do not.
-func decryptValue(stored, password, token string, cfg *CryptoConfig, v2Keys, v3KEKs keySource) (string, error) {
+// binds it); cfg gives the parameters of v2 values, which do not carry them;
+// policy says which formats and parameters the store accepts. v2Keys and
+// v3KEKs supply keys for each format, so that a caller can cache v3 KEKs,
+// which recur, without filling the cache with v2 keys that do not. A key
+// enters a cache only once this value has shown it right.
+func decryptValue(stored, password, token string, cfg *CryptoConfig, policy readPolicy, v2Keys, v3KEKs keySource) (string, error) {
 	if len(stored) > maxStoredValueLen {
 		return "", decryptionErrorf("stored value is %d bytes, more than the %d allowed", len(stored), maxStoredValueLen)
 	}
 	version, err := valueVersion(stored)
 	if err != nil {
+		return "", err
+	}
+	if err := policy.allows(version); err != nil {
 		return "", err
 	}
 	switch version {
@@ -590,21 +641,35 @@ func decryptValue(stored, password, token string, cfg *CryptoConfig, v2Keys, v3K
 		if err != nil {
 			return "", err
 		}
-		key, err := v2Keys(password, v.salt, paramsFromConfig(cfg))
+		p := paramsFromConfig(cfg)
+		key, fresh, err := v2Keys.key(password, v.salt, p)
 		if err != nil {
 			return "", err
 		}
-		return v.open(key)
+		defer clear(key)
+		plain, err := v.open(key)
+		if err == nil && fresh {
+			v2Keys.keep(password, v.salt, p, key)
+		}
+		return plain, err
 	case ENCRYPTION_VERSION_V3:
 		v, err := parseV3(stored)
 		if err != nil {
 			return "", err
 		}
-		kek, err := v3KEKs(password, v.vaultSalt, v.params)
+		if err := policy.admit(v.params); err != nil {
+			return "", err
+		}
+		kek, fresh, err := v3KEKs.key(password, v.vaultSalt, v.params)
 		if err != nil {
 			return "", err
 		}
-		return v.open(kek, token)
+		defer clear(kek)
+		plain, committed, err := v.open(kek, token)
+		if committed && fresh {
+			v3KEKs.keep(password, v.vaultSalt, v.params, kek)
+		}
+		return plain, err
 	default:
 		return "", decryptionErrorf("unsupported format %q", version)
 	}

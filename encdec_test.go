@@ -983,7 +983,7 @@ func FuzzDecryptValue(f *testing.F) {
 		f.Add(s, "fz")
 	}
 	f.Fuzz(func(t *testing.T, stored, password string) {
-		_, err := decryptValue(stored, password, "tk_fuzz", cfg, cheapKeys, cheapKeys)
+		_, err := decryptValue(stored, password, "tk_fuzz", cfg, anyParams, cheapKeys, cheapKeys)
 		checkFuzzError(t, err)
 		version, verr := valueVersion(stored)
 		switch {
@@ -1000,14 +1000,14 @@ func FuzzDecryptValue(f *testing.F) {
 // decryptValueDirect reads a value with keys derived on the spot and no
 // token, as the v1 and v2 vectors need.
 func decryptValueDirect(stored, password string, cfg *CryptoConfig) (string, error) {
-	return decryptValue(stored, password, "", cfg, deriveDirect, deriveDirect)
+	return decryptValue(stored, password, "", cfg, anyParams, deriveDirect, deriveDirect)
 }
 
 // cheapKeys stands in for Argon2id where a test or fuzz target exercises
 // everything around the derivation: a hash of its inputs, as long as asked.
 // It refuses lengths no format uses, as a guard against a parser that lets
 // one through.
-func cheapKeys(password string, salt []byte, p argon2Params) ([]byte, error) {
+var cheapKeys = keyFunc(func(password string, salt []byte, p argon2Params) ([]byte, error) {
 	if p.KeyLength != 16 && p.KeyLength != 24 && p.KeyLength != 32 {
 		return nil, fmt.Errorf("cheapKeys: key length %d", p.KeyLength)
 	}
@@ -1015,7 +1015,7 @@ func cheapKeys(password string, salt []byte, p argon2Params) ([]byte, error) {
 	fmt.Fprintf(h, "%d/%d/%d/%q/", p.Iterations, p.MemoryKiB, p.Parallelism, password)
 	h.Write(salt)
 	return h.Sum(nil)[:p.KeyLength], nil
-}
+})
 
 // ---------------------------------------------------------------------------
 // v3
@@ -1039,7 +1039,7 @@ func TestV3RoundTrip(t *testing.T) {
 		if !strings.HasPrefix(stored, ENCRYPTION_PREFIX_V3) {
 			t.Fatalf("stored = %q", stored)
 		}
-		got, err := decryptValue(stored, "pw", "tk_abc", tinyConfig(), deriveDirect, deriveDirect)
+		got, err := decryptValue(stored, "pw", "tk_abc", tinyConfig(), anyParams, deriveDirect, deriveDirect)
 		if err != nil || got != plaintext {
 			t.Fatalf("round trip of %d bytes = %d bytes, %v", len(plaintext), len(got), err)
 		}
@@ -1184,7 +1184,7 @@ func TestV3Vectors(t *testing.T) {
 			if pt != v.Plaintext || iterations != v.Iterations || memory != v.MemoryKiB || parallelism != v.Parallelism {
 				t.Errorf("independent decoder: %q t=%d m=%d p=%d", pt, iterations, memory, parallelism)
 			}
-			got, err := decryptValue(v.StoredValue, v.Password, v.Token, tinyConfig(), deriveDirect, deriveDirect)
+			got, err := decryptValue(v.StoredValue, v.Password, v.Token, tinyConfig(), anyParams, deriveDirect, deriveDirect)
 			if err != nil || got != v.Plaintext {
 				t.Errorf("decryptValue = %q, %v", got, err)
 			}
@@ -1197,11 +1197,11 @@ func TestV3Vectors(t *testing.T) {
 
 func TestV3ErrorsTellPasswordFromDamage(t *testing.T) {
 	stored, _ := v3TestValue(t, "secret plaintext", "right password", "tk_one", rand.Reader)
-	_, err := decryptValue(stored, "wrong password", "tk_one", tinyConfig(), deriveDirect, deriveDirect)
+	_, err := decryptValue(stored, "wrong password", "tk_one", tinyConfig(), anyParams, deriveDirect, deriveDirect)
 	if !errors.Is(err, ErrInvalidPassword) || errors.Is(err, ErrDecryptionFailed) {
 		t.Errorf("wrong password: %v, want ErrInvalidPassword only", err)
 	}
-	_, err = decryptValue(stored, "right password", "tk_two", tinyConfig(), deriveDirect, deriveDirect)
+	_, err = decryptValue(stored, "right password", "tk_two", tinyConfig(), anyParams, deriveDirect, deriveDirect)
 	if !errors.Is(err, ErrDecryptionFailed) || errors.Is(err, ErrInvalidPassword) {
 		t.Errorf("other token: %v, want ErrDecryptionFailed only", err)
 	}
@@ -1231,7 +1231,7 @@ func TestV3TamperEveryByte(t *testing.T) {
 		for bit := range 8 {
 			b := bytes.Clone(raw)
 			b[i] ^= 1 << bit
-			got, err := decryptValue("v3:"+b64.EncodeToString(b), "pw", "tk_t", tinyConfig(), cheapKeys, cheapKeys)
+			got, err := decryptValue("v3:"+b64.EncodeToString(b), "pw", "tk_t", tinyConfig(), anyParams, cheapKeys, cheapKeys)
 			if err == nil {
 				t.Fatalf("byte %d bit %d: opened to %q", i, bit, got)
 			}
@@ -1278,8 +1278,8 @@ func TestV3RefusesCostlyParameters(t *testing.T) {
 			mutate(b)
 		}
 		called := false
-		keys := func(string, []byte, argon2Params) ([]byte, error) { called = true; return make([]byte, 32), nil }
-		_, err := decryptValue("v3:"+b64.EncodeToString(b), "pw", "tk_c", tinyConfig(), keys, keys)
+		keys := keyFunc(func(string, []byte, argon2Params) ([]byte, error) { called = true; return make([]byte, 32), nil })
+		_, err := decryptValue("v3:"+b64.EncodeToString(b), "pw", "tk_c", tinyConfig(), anyParams, keys, keys)
 		if !errors.Is(err, ErrDecryptionFailed) || errors.Is(err, ErrInvalidPassword) {
 			t.Errorf("%s: %v, want ErrDecryptionFailed", name, err)
 		}
@@ -1342,7 +1342,7 @@ func FuzzDecryptV3(f *testing.F) {
 			if key, err = cheapKeys("fz", v.vaultSalt, v.params); err != nil {
 				t.Fatalf("parseV3 let through %+v: %v", v.params, err)
 			}
-			_, err = v.open(key, token)
+			_, _, err = v.open(key, token)
 		}
 		checkFuzzError(t, err)
 	})
@@ -1362,7 +1362,7 @@ func TestV3FourGiBHeaderRefusedWithoutAllocating(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	_, err := decryptValue(crafted, "pw", "tk_4gib", tinyConfig(), deriveDirect, deriveDirect)
+	_, err := decryptValue(crafted, "pw", "tk_4gib", tinyConfig(), anyParams, deriveDirect, deriveDirect)
 	runtime.ReadMemStats(&after)
 	if !errors.Is(err, ErrDecryptionFailed) || !strings.Contains(err.Error(), "memory") {
 		t.Fatalf("4 GiB header: %v, want ErrDecryptionFailed naming the memory", err)
@@ -1393,7 +1393,21 @@ func decryptV2(stored, password string, cfg *CryptoConfig) (string, error) {
 	return v.open(key)
 }
 
-// deriveDirect is a keySource without cache or bounds.
-func deriveDirect(password string, salt []byte, p argon2Params) ([]byte, error) {
-	return deriveArgon2id(password, salt, p), nil
+// keyFunc adapts a function to a keySource that caches nothing.
+type keyFunc func(password string, salt []byte, p argon2Params) ([]byte, error)
+
+func (f keyFunc) key(password string, salt []byte, p argon2Params) ([]byte, bool, error) {
+	k, err := f(password, salt, p)
+	return k, true, err
 }
+
+func (keyFunc) keep(string, []byte, argon2Params, []byte) {}
+
+// deriveDirect is a keySource without cache or bounds.
+var deriveDirect = keyFunc(func(password string, salt []byte, p argon2Params) ([]byte, error) {
+	return deriveArgon2id(password, salt, p), nil
+})
+
+// anyParams reads every format and accepts any parameters within the
+// absolute ceilings: the codec's own checks, without a store's policy.
+var anyParams = readPolicy{floor: argon2Params{Iterations: 1, MemoryKiB: 8}, maxMemoryKiB: MaxArgon2Memory}

@@ -228,7 +228,7 @@ func ExampleStore_RecordList() {
 	// true
 }
 
-func ExampleStore_TokensChangePassword() {
+func ExampleStore_TokensChangePasswordWithOptions() {
 	ctx := context.Background()
 	store := exampleStore()
 	const oldPassword, newPassword = "the password of last year", "the password of this year"
@@ -238,18 +238,18 @@ func ExampleStore_TokensChangePassword() {
 		}
 	}
 
-	changed, err := store.TokensChangePassword(ctx, oldPassword, newPassword, vaultstore.ChangePasswordOptions{
+	result, err := store.TokensChangePasswordWithOptions(ctx, oldPassword, newPassword, vaultstore.ChangePasswordOptions{
 		BatchSize: 2,
 		Progress: func(p vaultstore.ChangePasswordProgress) {
 			fmt.Printf("scanned %d of %d, changed %d\n", p.Scanned, p.Total, p.Changed)
 		},
 	})
-	fmt.Println(changed, err)
+	fmt.Println(result.Changed, result.FromV3, err)
 	// Output:
 	// scanned 2 of 5, changed 2
 	// scanned 4 of 5, changed 4
 	// scanned 5 of 5, changed 5
-	// 5 <nil>
+	// 5 5 <nil>
 }
 
 // Every failure a caller can act on matches a sentinel error.

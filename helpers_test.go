@@ -234,3 +234,9 @@ func seedEncrypted(t testing.TB, s *vaultstore.Store, n int, password string) {
 		t.Fatal(err)
 	}
 }
+
+// changedOf keeps the count of records a rotation changed, as
+// TokensChangePassword returns it.
+func changedOf(p vaultstore.ChangePasswordProgress, err error) (int, error) {
+	return p.Changed, err
+}

@@ -148,7 +148,7 @@ type StoreInterface interface {
 	TokenUpdate(ctx context.Context, token string, value string, password string) error
 	TokenUpsert(ctx context.Context, existingToken string, value string, password string) (newToken string, err error)
 	TokensRead(ctx context.Context, tokens []string, password string) (map[string]string, error)
-	TokensChangePassword(ctx context.Context, oldPassword, newPassword string, options ...ChangePasswordOptions) (int, error)
+	TokensChangePassword(ctx context.Context, oldPassword, newPassword string) (int, error)
 	TokensReadToResolvedMap(ctx context.Context, keyTokenMap map[string]string, password string) (map[string]string, error)
 
 	GetVaultSetting(ctx context.Context, key string) (string, error)

@@ -1,16 +1,22 @@
 package vaultstore
 
 import (
+	"bytes"
 	"container/list"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
 	"sync"
 	"sync/atomic"
+
+	"golang.org/x/sync/semaphore"
+	"golang.org/x/sync/singleflight"
 )
 
 // defaultKeyCacheSize is the number of derived keys kept when
@@ -29,45 +35,48 @@ type keyCacheKey struct {
 	password [sha256.Size]byte
 }
 
-// keyDeriver runs Argon2id for a store: it caches results in an LRU, bounds
-// how many derivations run at once, and coalesces identical concurrent
-// derivations into one. It is safe for concurrent use.
-type keyDeriver struct {
-	secret [32]byte
-	macs   sync.Pool     // of hmac.New(sha256.New, secret)
-	slots  chan struct{} // one token per derivation allowed to run
+// flight is the key's form for singleflight, which keys by string.
+func (k keyCacheKey) flight() string {
+	b := make([]byte, 0, 13+len(k.password)+len(k.salt))
+	b = binary.BigEndian.AppendUint32(b, k.params.Iterations)
+	b = binary.BigEndian.AppendUint32(b, k.params.MemoryKiB)
+	b = append(b, k.params.Parallelism)
+	b = binary.BigEndian.AppendUint32(b, k.params.KeyLength)
+	b = append(b, k.password[:]...)
+	return string(append(b, k.salt...))
+}
 
-	mu       sync.Mutex
-	capacity int // 0: no cache
-	order    *list.List
-	entries  map[keyCacheKey]*list.Element
-	inflight map[keyCacheKey]*keyCall
+// keyDeriver runs Argon2id for a store. It bounds the derivations in
+// flight twice, by count (MaxConcurrentKDF) and by the Argon2 memory they
+// hold (KDFMemoryBudget), coalesces identical concurrent derivations into
+// one, and caches keys in an LRU. Only keys shown to be right enter the
+// cache (see remember), so guesses at a password cannot evict real keys.
+// It is safe for concurrent use.
+//
+// Every key it returns is a copy that belongs to the caller, who clears it
+// after use; the cache clears its own copy when the key leaves the cache.
+type keyDeriver struct {
+	secret    [32]byte
+	macs      sync.Pool // of hmac.New(sha256.New, secret)
+	slots     *semaphore.Weighted
+	memory    *semaphore.Weighted // in KiB
+	budgetKiB int64
+	flights   singleflight.Group
+	cache     *lru[keyCacheKey, []byte]
 
 	// derivations counts Argon2id runs, for tests and benchmarks.
 	derivations atomic.Int64
 }
 
-type keyCacheEntry struct {
-	id  keyCacheKey
-	key []byte
-}
-
-// keyCall is one derivation in progress that others may wait for.
-type keyCall struct {
-	done chan struct{}
-	key  []byte
-	err  error
-}
-
 // newKeyDeriver keeps up to capacity keys (0: none) and runs at most
-// concurrency derivations at once.
-func newKeyDeriver(capacity, concurrency int, random io.Reader) (*keyDeriver, error) {
+// concurrency derivations, holding at most budgetKiB of Argon2 memory, at
+// once.
+func newKeyDeriver(capacity, concurrency int, budgetKiB int64, random io.Reader) (*keyDeriver, error) {
 	d := &keyDeriver{
-		slots:    make(chan struct{}, concurrency),
-		capacity: capacity,
-		order:    list.New(),
-		entries:  make(map[keyCacheKey]*list.Element),
-		inflight: make(map[keyCacheKey]*keyCall),
+		slots:     semaphore.NewWeighted(int64(concurrency)),
+		memory:    semaphore.NewWeighted(budgetKiB),
+		budgetKiB: budgetKiB,
+		cache:     newLRU[keyCacheKey](capacity, func(key []byte) { clear(key) }),
 	}
 	if random == nil {
 		random = rand.Reader
@@ -96,111 +105,202 @@ func (d *keyDeriver) fingerprint(password string) [sha256.Size]byte {
 }
 
 // derive returns the Argon2id key of password and salt under p, from the
-// cache when it is there. The key is shared: callers must not modify it.
-// Waiting for a free slot or for another caller's identical derivation
-// honours ctx.
-func (d *keyDeriver) derive(ctx context.Context, password string, salt []byte, p argon2Params) ([]byte, error) {
+// cache when it is there (fresh is false) or from a derivation that
+// identical concurrent callers share (fresh is true: nothing has shown the
+// key right yet). Waiting for a slot, for memory or for another caller's
+// derivation honours ctx.
+func (d *keyDeriver) derive(ctx context.Context, password string, salt []byte, p argon2Params) (key []byte, fresh bool, err error) {
 	k := d.cacheKey(password, salt, p)
+	if key, ok := d.cache.get(k, bytes.Clone); ok {
+		return key, false, nil
+	}
 	for {
-		d.mu.Lock()
-		if e, ok := d.entries[k]; ok {
-			d.order.MoveToFront(e)
-			key := e.Value.(*keyCacheEntry).key
-			d.mu.Unlock()
-			return key, nil
-		}
-		if c, ok := d.inflight[k]; ok {
-			d.mu.Unlock()
-			select {
-			case <-c.done:
-			case <-ctx.Done():
-				return nil, ctx.Err()
+		// The derivation runs under the first caller's context; the others
+		// wait under their own.
+		ch := d.flights.DoChan(k.flight(), func() (any, error) {
+			return d.run(ctx, password, salt, p)
+		})
+		select {
+		case r := <-ch:
+			if r.Err != nil {
+				// The first caller gave up because its own context ended;
+				// this caller's context is still live, so it tries again.
+				if ctx.Err() == nil && (errors.Is(r.Err, context.Canceled) || errors.Is(r.Err, context.DeadlineExceeded)) {
+					continue
+				}
+				return nil, false, r.Err
 			}
-			// The leader gave up because its own context ended; this
-			// caller's context is still live, so it tries itself.
-			if c.err != nil && ctx.Err() == nil && (c.err == context.Canceled || c.err == context.DeadlineExceeded) {
-				continue
+			shared := r.Val.([]byte)
+			if !r.Shared {
+				return shared, true, nil
 			}
-			return c.key, c.err
+			// Other callers hold the same slice, so this one gets a copy.
+			// The shared slice is left to the collector: nothing tells
+			// when the last caller has copied it.
+			return bytes.Clone(shared), true, nil
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
 		}
-		c := &keyCall{done: make(chan struct{})}
-		d.inflight[k] = c
-		d.mu.Unlock()
-
-		c.key, c.err = d.run(ctx, password, salt, p)
-
-		d.mu.Lock()
-		delete(d.inflight, k)
-		if c.err == nil {
-			d.add(k, c.key)
-		}
-		d.mu.Unlock()
-		close(c.done)
-		return c.key, c.err
 	}
 }
 
-// deriveUncached derives within the concurrency bound without looking in
-// or filling the cache: for keys that will never be asked for again, such
-// as the per-value key of a v2 write.
-func (d *keyDeriver) deriveUncached(ctx context.Context, password string, salt []byte, p argon2Params) ([]byte, error) {
-	return d.run(ctx, password, salt, p)
+// remember caches key for password, salt and p once it has been shown
+// right: a v3 value's commitment matched it, a value opened with it, an
+// identity verifier matched it, or a write made it. It keeps its own copy.
+func (d *keyDeriver) remember(password string, salt []byte, p argon2Params, key []byte) {
+	d.cache.add(d.cacheKey(password, salt, p), bytes.Clone(key))
 }
 
-// run waits for a slot and derives.
+// forget drops every cached key of password, as after a rotation away
+// from it.
+func (d *keyDeriver) forget(password string) {
+	fp := d.fingerprint(password)
+	d.cache.removeIf(func(k keyCacheKey) bool { return k.password == fp })
+}
+
+// errOverBudget is checked before any derivation too (readPolicy.admit);
+// this is the last line, in case a caller forgot.
+var errOverBudget = decryptionErrorf("Argon2 memory asked for is more than the store's KDFMemoryBudget")
+
+// run derives within the store's bounds, without the cache: for keys that
+// will never be asked for again, such as the per-value key of a v2 write.
+// The key belongs to the caller.
 func (d *keyDeriver) run(ctx context.Context, password string, salt []byte, p argon2Params) ([]byte, error) {
-	select {
-	case d.slots <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	if int64(p.MemoryKiB) > d.budgetKiB {
+		return nil, errOverBudget
 	}
-	defer func() { <-d.slots }()
+	if err := d.slots.Acquire(ctx, 1); err != nil {
+		return nil, err
+	}
+	defer d.slots.Release(1)
+	if err := d.memory.Acquire(ctx, int64(p.MemoryKiB)); err != nil {
+		return nil, err
+	}
+	defer d.memory.Release(int64(p.MemoryKiB))
 	d.derivations.Add(1)
 	return deriveArgon2id(password, salt, p), nil
 }
 
-// add stores a key, evicting the least recently used one when full. The
-// caller holds mu.
-func (d *keyDeriver) add(k keyCacheKey, key []byte) {
-	if d.capacity <= 0 {
+// keySource hands keys to one codec call. Every key it returns belongs to
+// the caller, who clears it; keep tells the source that a key it returned
+// fresh has been shown right.
+type keySource interface {
+	key(password string, salt []byte, p argon2Params) (key []byte, fresh bool, err error)
+	keep(password string, salt []byte, p argon2Params, key []byte)
+}
+
+// cachedKeys serves keys from the store's cache and fills it with the
+// keys that prove right.
+type cachedKeys struct {
+	ctx context.Context
+	d   *keyDeriver
+}
+
+func (c cachedKeys) key(password string, salt []byte, p argon2Params) ([]byte, bool, error) {
+	return c.d.derive(c.ctx, password, salt, p)
+}
+
+func (c cachedKeys) keep(password string, salt []byte, p argon2Params, key []byte) {
+	c.d.remember(password, salt, p, key)
+}
+
+// uncachedKeys derives every key afresh within the store's bounds and
+// never caches: for values read once, whose keys would only evict the
+// ones that serve the application.
+type uncachedKeys struct {
+	ctx context.Context
+	d   *keyDeriver
+}
+
+func (u uncachedKeys) key(password string, salt []byte, p argon2Params) ([]byte, bool, error) {
+	key, err := u.d.run(u.ctx, password, salt, p)
+	return key, true, err
+}
+
+func (uncachedKeys) keep(string, []byte, argon2Params, []byte) {}
+
+// lru is a bounded map that drops its least recently used entry when full,
+// calling evicted on the value it drops. It is safe for concurrent use.
+type lru[K comparable, V any] struct {
+	mu       sync.Mutex
+	capacity int // 0: holds nothing
+	order    *list.List
+	entries  map[K]*list.Element
+	evicted  func(V)
+}
+
+type lruEntry[K comparable, V any] struct {
+	key   K
+	value V
+}
+
+func newLRU[K comparable, V any](capacity int, evicted func(V)) *lru[K, V] {
+	return &lru[K, V]{capacity: capacity, order: list.New(), entries: make(map[K]*list.Element), evicted: evicted}
+}
+
+// get returns the value under k, passed through view while the lock is
+// held, so that a value the LRU may clear on eviction is copied safely.
+func (c *lru[K, V]) get(k K, view func(V) V) (V, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[k]
+	if !ok {
+		var zero V
+		return zero, false
+	}
+	c.order.MoveToFront(e)
+	return view(e.Value.(*lruEntry[K, V]).value), true
+}
+
+// add stores v under k unless k is there already, in which case v is
+// dropped through evicted, and evicts beyond capacity.
+func (c *lru[K, V]) add(k K, v V) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.entries[k]; ok || c.capacity <= 0 {
+		if ok {
+			c.order.MoveToFront(e)
+		}
+		c.drop(v)
 		return
 	}
-	if e, ok := d.entries[k]; ok {
-		d.order.MoveToFront(e)
-		return
-	}
-	d.entries[k] = d.order.PushFront(&keyCacheEntry{id: k, key: key})
-	for d.order.Len() > d.capacity {
-		last := d.order.Back()
-		d.order.Remove(last)
-		entry := last.Value.(*keyCacheEntry)
-		delete(d.entries, entry.id)
-		// Readers may still hold the slice, so it is dropped, not zeroed.
+	c.entries[k] = c.order.PushFront(&lruEntry[K, V]{key: k, value: v})
+	for c.order.Len() > c.capacity {
+		c.remove(c.order.Back())
 	}
 }
 
-// source adapts derive to the keySource the codec takes.
-func (d *keyDeriver) source(ctx context.Context) keySource {
-	return func(password string, salt []byte, p argon2Params) ([]byte, error) {
-		return d.derive(ctx, password, salt, p)
+// removeIf drops every entry whose key satisfies match.
+func (c *lru[K, V]) removeIf(match func(K) bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for e := c.order.Front(); e != nil; {
+		next := e.Next()
+		if match(e.Value.(*lruEntry[K, V]).key) {
+			c.remove(e)
+		}
+		e = next
 	}
 }
 
-// uncachedSource adapts deriveUncached to a keySource for one codec call.
-// The keys it hands out belong to that call alone, unlike cached ones, so
-// wipe, called when the codec has returned, clears them.
-func (d *keyDeriver) uncachedSource(ctx context.Context) (src keySource, wipe func()) {
-	var handed [][]byte
-	src = func(password string, salt []byte, p argon2Params) ([]byte, error) {
-		key, err := d.deriveUncached(ctx, password, salt, p)
-		if err == nil {
-			handed = append(handed, key)
-		}
-		return key, err
-	}
-	return src, func() {
-		for _, k := range handed {
-			clear(k)
-		}
+// purge empties the LRU.
+func (c *lru[K, V]) purge() { c.removeIf(func(K) bool { return true }) }
+
+func (c *lru[K, V]) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.order.Len()
+}
+
+// remove drops e; the caller holds mu.
+func (c *lru[K, V]) remove(e *list.Element) {
+	entry := c.order.Remove(e).(*lruEntry[K, V])
+	delete(c.entries, entry.key)
+	c.drop(entry.value)
+}
+
+func (c *lru[K, V]) drop(v V) {
+	if c.evicted != nil {
+		c.evicted(v)
 	}
 }

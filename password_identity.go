@@ -1,12 +1,15 @@
 package vaultstore
 
 import (
+	"bytes"
 	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
 	"crypto/subtle"
 	"database/sql"
 	"encoding/base64"
 	"fmt"
-	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -18,83 +21,166 @@ import (
 // password's records. In the meta table:
 //
 //	object_type        object_id          meta_key      meta_value
-//	password_identity  p_<32 digits>      hash          $argon2id$v=19$m=…,t=…,p=…$<salt>$<hash>
+//	password_identity  p_<32 digits>      hash          $vaultstore-identity$v=2$m=…,t=…,p=…$<salt>$<verifier>
 //	record             r_<record id>      password_id   p_<32 digits>
 //
-// The hash is a PHC string: the usual Argon2id password-hash encoding, with
-// unpadded standard base64. Anyone who reads the meta table learns which
-// records share a password, which the default mode does not reveal.
+// The verifier never is a key: it is
+//
+//	K        = Argon2id(password, salt, t, m, p, 32)
+//	verifier = HKDF-Expand(HKDF-Extract(SHA-256, salt = "", ikm = K), "vaultstore identity verifier", 32)
+//
+// New identities take the vault salt and the store's parameters, so K is
+// the password's v3 KEK, usually already in the key cache, and finding a
+// password's identity costs at most one Argon2id per distinct salt and
+// parameter set, however many identities there are. The label keeps the
+// verifier apart from every key and commitment the codec uses.
+//
+// Releases before this one stored the Argon2id output itself, as a PHC
+// string ("$argon2id$v=19$…"): that is a working v3 KEK for anyone who
+// reads the meta table. Such an identity is checked the old way once, when
+// its password is next looked up, and rewritten in place, under the same id
+// so that its links stay valid.
+//
+// Anyone who reads the meta table learns which records share a password,
+// which the default mode does not reveal.
+
+// Stored identity forms.
+const (
+	identityPrefixV2     = "$vaultstore-identity$v=2$"
+	identityPrefixLegacy = "$argon2id$v=19$"
+)
+
+// Identity lookups are bounded whatever the meta table holds: at most
+// maxIdentityParamSets derivations for current identities and
+// maxLegacyIdentities for legacy ones. A store only ever writes identities
+// under the vault salt and its own parameters, so the first bound is met
+// unless the configuration changed that many times.
+const (
+	maxIdentityParamSets = 16
+	maxLegacyIdentities  = 256
+)
+
+// maxRememberedIdentities bounds the process's memory of which identity
+// each password has.
+const maxRememberedIdentities = 1024
 
 // phcB64 is the base64 of PHC strings.
 var phcB64 = base64.RawStdEncoding
 
-// identityHash is a parsed PHC string.
-type identityHash struct {
+// storedIdentity is a parsed identity.
+type storedIdentity struct {
+	legacy bool // hash is the Argon2id output itself
 	params argon2Params
 	salt   []byte
-	hash   []byte
+	hash   []byte // the verifier, or the legacy Argon2id output
 }
 
-func formatPHC(p argon2Params, salt, hash []byte) string {
-	return fmt.Sprintf("$argon2id$v=19$m=%d,t=%d,p=%d$%s$%s", p.MemoryKiB, p.Iterations, p.Parallelism, phcB64.EncodeToString(salt), phcB64.EncodeToString(hash))
+func formatIdentity(p argon2Params, salt, verifier []byte) string {
+	return fmt.Sprintf("%sm=%d,t=%d,p=%d$%s$%s", identityPrefixV2, p.MemoryKiB, p.Iterations, p.Parallelism, phcB64.EncodeToString(salt), phcB64.EncodeToString(verifier))
 }
 
-// parsePHC reads an Argon2id PHC string, within the ceilings that bound v3
-// headers: the meta table is as untrusted as the vault table.
-func parsePHC(s string) (identityHash, error) {
-	parts := strings.Split(s, "$")
-	if len(parts) != 6 || parts[0] != "" || parts[1] != "argon2id" || parts[2] != "v=19" {
-		return identityHash{}, decryptionErrorf("password identity is not an Argon2id PHC string")
+// parseIdentity reads either stored form, within the ceilings that bound v3
+// headers: the meta table is as untrusted as the vault table. The store's
+// floor and budget are checked by the caller.
+func parseIdentity(s string) (storedIdentity, error) {
+	var id storedIdentity
+	var rest string
+	switch {
+	case strings.HasPrefix(s, identityPrefixV2):
+		rest = s[len(identityPrefixV2):]
+	case strings.HasPrefix(s, identityPrefixLegacy):
+		rest, id.legacy = s[len(identityPrefixLegacy):], true
+	default:
+		return storedIdentity{}, decryptionErrorf("password identity is in no known form")
 	}
-	var p argon2Params
-	for _, kv := range strings.Split(parts[3], ",") {
+	parts := strings.Split(rest, "$")
+	if len(parts) != 3 {
+		return storedIdentity{}, decryptionErrorf("password identity does not have parameters, salt and hash")
+	}
+	var seen [3]bool
+	for _, kv := range strings.Split(parts[0], ",") {
 		k, v, ok := strings.Cut(kv, "=")
 		n, err := strconv.ParseUint(v, 10, 32)
-		if !ok || err != nil {
-			return identityHash{}, decryptionErrorf("password identity has a malformed parameter")
+		if !ok || err != nil || (len(v) > 1 && v[0] == '0') {
+			return storedIdentity{}, decryptionErrorf("password identity has a malformed parameter")
 		}
+		var i int
 		switch k {
 		case "m":
-			p.MemoryKiB = uint32(n)
+			i, id.params.MemoryKiB = 0, uint32(n)
 		case "t":
-			p.Iterations = uint32(n)
+			i, id.params.Iterations = 1, uint32(n)
 		case "p":
 			if n > 255 {
-				return identityHash{}, decryptionErrorf("password identity parallelism %d is too large", n)
+				return storedIdentity{}, decryptionErrorf("password identity parallelism %d is too large", n)
 			}
-			p.Parallelism = uint8(n)
+			i, id.params.Parallelism = 2, uint8(n)
 		default:
-			return identityHash{}, decryptionErrorf("password identity has an unknown parameter")
+			return storedIdentity{}, decryptionErrorf("password identity has an unknown parameter")
 		}
+		if seen[i] {
+			return storedIdentity{}, decryptionErrorf("password identity repeats a parameter")
+		}
+		seen[i] = true
 	}
-	salt, err1 := phcB64.DecodeString(parts[4])
-	hash, err2 := phcB64.DecodeString(parts[5])
-	if err1 != nil || err2 != nil || len(salt) < 16 || len(salt) > 64 || len(hash) < 16 || len(hash) > 64 {
-		return identityHash{}, decryptionErrorf("password identity has a malformed salt or hash")
+	if seen != [3]bool{true, true, true} {
+		return storedIdentity{}, decryptionErrorf("password identity lacks a parameter")
 	}
-	p.KeyLength = uint32(len(hash))
-	if err := checkArgon2Bounds(p); err != nil {
-		return identityHash{}, err
+	salt, err1 := phcB64.DecodeString(parts[1])
+	hash, err2 := phcB64.DecodeString(parts[2])
+	if err1 != nil || err2 != nil || len(salt) < 16 || len(salt) > 64 {
+		return storedIdentity{}, decryptionErrorf("password identity has a malformed salt or hash")
 	}
-	return identityHash{params: p, salt: salt, hash: hash}, nil
+	switch {
+	case !id.legacy && len(hash) != identityVerifierLen:
+		return storedIdentity{}, decryptionErrorf("password identity verifier is %d bytes, not %d", len(hash), identityVerifierLen)
+	case id.legacy && (len(hash) < 16 || len(hash) > 64):
+		return storedIdentity{}, decryptionErrorf("password identity hash is %d bytes, outside 16..64", len(hash))
+	}
+	id.params.KeyLength = v3KeyLen
+	if id.legacy {
+		id.params.KeyLength = uint32(len(hash))
+	}
+	if err := checkArgon2Bounds(id.params); err != nil {
+		return storedIdentity{}, err
+	}
+	id.salt, id.hash = salt, hash
+	return id, nil
 }
 
-// identityMatches verifies password against an identity. It bypasses the
-// key cache, whose entries serve values: identityFor remembers its answer,
-// and a rotation checks each identity once.
-func (s *Store) identityMatches(ctx context.Context, h identityHash, password string) (bool, error) {
-	key, err := s.keys.deriveUncached(ctx, password, h.salt, h.params)
+// identityVerifierLen is the length of a verifier.
+const identityVerifierLen = 32
+
+// identityVerifier derives the stored verifier from K, the Argon2id output
+// of the password under the identity's salt and parameters.
+func identityVerifier(k []byte) ([]byte, error) {
+	prk, err := hkdf.Extract(sha256.New, k, nil)
 	if err != nil {
-		return false, err
+		return nil, fmt.Errorf("vaultstore: HKDF extract: %w", err)
 	}
-	defer clear(key)
-	return subtle.ConstantTimeCompare(key, h.hash) == 1, nil
+	defer clear(prk)
+	v, err := hkdf.Expand(sha256.New, prk, labelIdentityVerifier, identityVerifierLen)
+	if err != nil {
+		return nil, fmt.Errorf("vaultstore: HKDF expand: %w", err)
+	}
+	return v, nil
+}
+
+// identityRow is an identity as read from the meta table.
+type identityRow struct {
+	rowID    uint64
+	objectID string
+	stored   string
+	identity storedIdentity
 }
 
 // identitiesOf returns the ids of every identity that password opens.
 // Normally there is one; concurrent first writers in different processes
-// may have made two, and both are honoured.
-func (s *Store) identitiesOf(ctx context.Context, password string) ([]string, error) {
+// may have made two, and both are honoured. Identities that do not parse,
+// or ask for parameters the store's read policy refuses, match nothing.
+// Unless dryRun, a legacy identity that matches is rewritten in the
+// current form.
+func (s *Store) identitiesOf(ctx context.Context, password string, dryRun bool) ([]string, error) {
 	var rows []gormVaultMeta
 	err := s.meta(ctx).
 		Where(COLUMN_OBJECT_TYPE+" = ? AND "+COLUMN_META_KEY+" = ?", OBJECT_TYPE_PASSWORD_IDENTITY, META_KEY_HASH).
@@ -102,41 +188,138 @@ func (s *Store) identitiesOf(ctx context.Context, password string) ([]string, er
 	if err != nil {
 		return nil, fmt.Errorf("vaultstore: failed to read password identities: %w", err)
 	}
-	var ids []string
+	// Current identities, grouped by what their K is derived from.
+	type group struct {
+		params argon2Params
+		salt   []byte
+		rows   []identityRow
+	}
+	var groups []*group
+	var legacy []identityRow
 	for _, row := range rows {
-		h, err := parsePHC(row.Value)
-		if err != nil {
-			continue // a damaged identity matches nothing
+		id, err := parseIdentity(row.Value)
+		if err != nil || s.read.admit(id.params) != nil {
+			continue
 		}
-		ok, err := s.identityMatches(ctx, h, password)
+		r := identityRow{rowID: row.ID, objectID: row.ObjectID, stored: row.Value, identity: id}
+		if id.legacy {
+			legacy = append(legacy, r)
+			continue
+		}
+		i := slices.IndexFunc(groups, func(g *group) bool { return g.params == id.params && bytes.Equal(g.salt, id.salt) })
+		if i < 0 {
+			if len(groups) == maxIdentityParamSets {
+				return nil, decryptionErrorf("password identities use more than %d salts and parameter sets", maxIdentityParamSets)
+			}
+			groups = append(groups, &group{params: id.params, salt: id.salt})
+			i = len(groups) - 1
+		}
+		groups[i].rows = append(groups[i].rows, r)
+	}
+	if len(legacy) > maxLegacyIdentities {
+		return nil, decryptionErrorf("the meta table holds %d legacy password identities, more than the %d checked", len(legacy), maxLegacyIdentities)
+	}
+
+	var ids []string
+	for _, g := range groups {
+		k, fresh, err := s.keys.derive(ctx, password, g.salt, g.params)
 		if err != nil {
 			return nil, err
 		}
-		if ok {
-			ids = append(ids, row.ObjectID)
+		verifier, err := identityVerifier(k)
+		if err != nil {
+			clear(k)
+			return nil, err
+		}
+		matched := false
+		for _, r := range g.rows {
+			if subtle.ConstantTimeCompare(verifier, r.identity.hash) == 1 {
+				ids, matched = append(ids, r.objectID), true
+			}
+		}
+		if matched && fresh {
+			s.keys.remember(password, g.salt, g.params, k)
+		}
+		clear(k)
+	}
+	for _, r := range legacy {
+		h, err := s.keys.run(ctx, password, r.identity.salt, r.identity.params)
+		if err != nil {
+			return nil, err
+		}
+		ok := subtle.ConstantTimeCompare(h, r.identity.hash) == 1
+		clear(h)
+		if !ok {
+			continue
+		}
+		ids = append(ids, r.objectID)
+		if !dryRun {
+			if err := s.upgradeIdentity(ctx, r, password); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return ids, nil
+}
+
+// newIdentityValue is the stored form of password's identity as this store
+// writes it: under the vault salt and the store's parameters, so that its K
+// is the KEK that writes the password's values.
+func (s *Store) newIdentityValue(ctx context.Context, password string) (string, error) {
+	salt, err := s.vaultSaltForWrite(ctx)
+	if err != nil {
+		return "", err
+	}
+	p := v3Params(&s.crypto)
+	k, fresh, err := s.keys.derive(ctx, password, salt, p)
+	if err != nil {
+		return "", err
+	}
+	defer clear(k)
+	if fresh {
+		s.keys.remember(password, salt, p, k)
+	}
+	verifier, err := identityVerifier(k)
+	if err != nil {
+		return "", err
+	}
+	return formatIdentity(p, salt, verifier), nil
+}
+
+// upgradeIdentity rewrites a legacy identity that password matched in the
+// current form, in place, only if it still holds what was read.
+func (s *Store) upgradeIdentity(ctx context.Context, r identityRow, password string) error {
+	value, err := s.newIdentityValue(ctx, password)
+	if err != nil {
+		return err
+	}
+	err = s.meta(ctx).Where(COLUMN_ID+" = ? AND "+COLUMN_META_VALUE+" = ?", r.rowID, r.stored).
+		Update(COLUMN_META_VALUE, value).Error
+	if err != nil {
+		return fmt.Errorf("vaultstore: failed to upgrade a password identity: %w", err)
+	}
+	return nil
 }
 
 // identityFor returns the identity of password, creating it if there is
 // none. Results are remembered per process under an HMAC of the password.
 func (s *Store) identityFor(ctx context.Context, password string) (string, error) {
 	fp := s.keys.fingerprint(password)
-	if id, ok := s.identityIDs.Load(fp); ok {
-		return id.(string), nil
+	keep := func(id string) string { return id }
+	if id, ok := s.identityIDs.get(fp, keep); ok {
+		return id, nil
 	}
 	if err := s.identityMu.lock(ctx); err != nil {
 		return "", err
 	}
 	defer s.identityMu.unlock()
-	if id, ok := s.identityIDs.Load(fp); ok {
-		return id.(string), nil
+	if id, ok := s.identityIDs.get(fp, keep); ok {
+		return id, nil
 	}
 	if err := s.ensureMetaTable(ctx); err != nil {
 		return "", err
 	}
-	ids, err := s.identitiesOf(ctx, password)
+	ids, err := s.identitiesOf(ctx, password, false)
 	if err != nil {
 		return "", err
 	}
@@ -146,8 +329,16 @@ func (s *Store) identityFor(ctx context.Context, password string) (string, error
 	} else if id, err = s.createIdentity(ctx, password); err != nil {
 		return "", err
 	}
-	s.identityIDs.Store(fp, id)
+	s.identityIDs.add(fp, id)
 	return id, nil
+}
+
+// forgetPassword drops what the process keeps of password: its keys and
+// its identity id.
+func (s *Store) forgetPassword(password string) {
+	s.keys.forget(password)
+	fp := s.keys.fingerprint(password)
+	s.identityIDs.removeIf(func(k [32]byte) bool { return k == fp })
 }
 
 func (s *Store) createIdentity(ctx context.Context, password string) (string, error) {
@@ -155,18 +346,12 @@ func (s *Store) createIdentity(ctx context.Context, password string) (string, er
 	if err != nil {
 		return "", err
 	}
-	salt := make([]byte, 16)
-	if _, err := io.ReadFull(randReader, salt); err != nil {
-		return "", fmt.Errorf("vaultstore: failed to read random bytes: %w", err)
-	}
-	p := v3Params(&s.crypto)
-	// Its salt is new, so the cache could never serve this hash again.
-	hash, err := s.keys.deriveUncached(ctx, password, salt, p)
+	value, err := s.newIdentityValue(ctx, password)
 	if err != nil {
 		return "", err
 	}
 	id := PASSWORD_ID_PREFIX + suffix
-	row := gormVaultMeta{ObjectType: OBJECT_TYPE_PASSWORD_IDENTITY, ObjectID: id, Key: META_KEY_HASH, Value: formatPHC(p, salt, hash)}
+	row := gormVaultMeta{ObjectType: OBJECT_TYPE_PASSWORD_IDENTITY, ObjectID: id, Key: META_KEY_HASH, Value: value}
 	if err := s.meta(ctx).Create(&row).Error; err != nil {
 		return "", fmt.Errorf("vaultstore: failed to store a password identity: %w", err)
 	}
@@ -270,21 +455,22 @@ func (s *Store) pruneLinks(ctx context.Context) error {
 // rotateByIdentity is TokensChangePassword over the records linked to the
 // old password's identities. Each batch relinks the records it rewrote in
 // the same transaction, so a re-run after a crash visits only the rest.
-func (s *Store) rotateByIdentity(ctx context.Context, oldPassword, newPassword string, opts ChangePasswordOptions) (int, error) {
+func (s *Store) rotateByIdentity(ctx context.Context, oldPassword, newPassword string, opts ChangePasswordOptions) (ChangePasswordProgress, error) {
+	var none ChangePasswordProgress
 	if err := s.ensureMetaTable(ctx); err != nil {
-		return 0, err
+		return none, err
 	}
-	oldIDs, err := s.identitiesOf(ctx, oldPassword)
+	oldIDs, err := s.identitiesOf(ctx, oldPassword, opts.DryRun)
 	if err != nil {
-		return 0, err
+		return none, err
 	}
 	if len(oldIDs) == 0 {
-		return 0, fmt.Errorf("%w: no record is linked to this password", ErrInvalidPassword)
+		return none, fmt.Errorf("%w: no record is linked to this password", ErrInvalidPassword)
 	}
 	newID := ""
 	if !opts.DryRun {
 		if newID, err = s.identityFor(ctx, newPassword); err != nil {
-			return 0, err
+			return none, err
 		}
 	}
 	links := func() *gorm.DB {
@@ -292,11 +478,11 @@ func (s *Store) rotateByIdentity(ctx context.Context, oldPassword, newPassword s
 	}
 	var total int64
 	if err := links().Count(&total).Error; err != nil {
-		return 0, fmt.Errorf("vaultstore: failed to count linked records: %w", err)
+		return none, fmt.Errorf("vaultstore: failed to count linked records: %w", err)
 	}
 	r, err := s.newRotation(ctx, oldPassword, newPassword, opts, total)
 	if err != nil {
-		return 0, err
+		return none, err
 	}
 	if !opts.DryRun {
 		r.onCommit = func(tx *gorm.DB, ids []string) error { return s.linkRecords(tx, newID, ids...) }

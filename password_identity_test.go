@@ -9,53 +9,101 @@ import (
 	"time"
 )
 
-func TestPHCRoundTrip(t *testing.T) {
+func TestIdentityRoundTrip(t *testing.T) {
 	p := argon2Params{Iterations: 3, MemoryKiB: 65536, Parallelism: 4, KeyLength: 32}
 	salt := bytes.Repeat([]byte{1}, 16)
-	hash := bytes.Repeat([]byte{2}, 32)
-	s := formatPHC(p, salt, hash)
-	if !strings.HasPrefix(s, "$argon2id$v=19$m=65536,t=3,p=4$") {
-		t.Fatalf("PHC string %q", s)
+	verifier := bytes.Repeat([]byte{2}, 32)
+	s := formatIdentity(p, salt, verifier)
+	if !strings.HasPrefix(s, "$vaultstore-identity$v=2$m=65536,t=3,p=4$") {
+		t.Fatalf("identity %q", s)
 	}
-	h, err := parsePHC(s)
-	if err != nil || h.params != p || !bytes.Equal(h.salt, salt) || !bytes.Equal(h.hash, hash) {
-		t.Fatalf("parsePHC = %+v, %v", h, err)
+	id, err := parseIdentity(s)
+	if err != nil || id.legacy || id.params != p || !bytes.Equal(id.salt, salt) || !bytes.Equal(id.hash, verifier) {
+		t.Fatalf("parseIdentity = %+v, %v", id, err)
+	}
+	// The form written by releases before the verifier.
+	legacy := "$argon2id$v=19$m=64,t=1,p=1$" + phcB64.EncodeToString(salt) + "$" + phcB64.EncodeToString(verifier)
+	id, err = parseIdentity(legacy)
+	if err != nil || !id.legacy || id.params != (argon2Params{Iterations: 1, MemoryKiB: 64, Parallelism: 1, KeyLength: 32}) {
+		t.Fatalf("parseIdentity(legacy) = %+v, %v", id, err)
 	}
 }
 
-// TestPHCRejects: the meta table is as untrusted as the vault table, so a
-// crafted identity must not make verification allocate gigabytes.
-func TestPHCRejects(t *testing.T) {
-	good := formatPHC(argon2Params{Iterations: 1, MemoryKiB: 8, Parallelism: 1, KeyLength: 32}, make([]byte, 16), make([]byte, 32))
-	for _, s := range []string{
-		"",
-		"$argon2i$v=19$m=8,t=1,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-		strings.Replace(good, "m=8", "m=4194304", 1),
-		strings.Replace(good, "t=1", "t=1000", 1),
-		strings.Replace(good, "p=1", "p=300", 1),
-		strings.Replace(good, "p=1", "p=0", 1),
-		strings.Replace(good, "m=8", "m=x", 1),
-		strings.Replace(good, "m=8", "q=8", 1),
-		strings.Replace(good, "v=19", "v=16", 1),
-		good[:len(good)-30],
-		good + "$extra",
+// TestIdentityVerifierIsNoKey: the verifier is a one-way function of K
+// under its own label, unequal to K and to the v3 key and commitment that
+// K would give.
+func TestIdentityVerifierIsNoKey(t *testing.T) {
+	k := bytes.Repeat([]byte{7}, 32)
+	v, err := identityVerifier(k)
+	if err != nil || len(v) != identityVerifierLen || bytes.Equal(v, k) {
+		t.Fatalf("identityVerifier = %x, %v", v, err)
+	}
+	key, commitment, err := v3Keys(k, make([]byte, 16))
+	if err != nil || bytes.Equal(v, key) || bytes.Equal(v, commitment) {
+		t.Fatal("the verifier equals a v3 key or commitment")
+	}
+}
+
+// TestIdentityRejects: the meta table is as untrusted as the vault table, so
+// a crafted identity must not make verification allocate gigabytes.
+func TestIdentityRejects(t *testing.T) {
+	for _, good := range []string{
+		formatIdentity(argon2Params{Iterations: 1, MemoryKiB: 8, Parallelism: 1}, make([]byte, 16), make([]byte, 32)),
+		"$argon2id$v=19$m=8,t=1,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
 	} {
-		if _, err := parsePHC(s); !errors.Is(err, ErrDecryptionFailed) {
-			t.Errorf("parsePHC(%q) = %v, want ErrDecryptionFailed", s, err)
+		if _, err := parseIdentity(good); err != nil {
+			t.Fatalf("parseIdentity(%q) = %v", good, err)
+		}
+		for _, s := range []string{
+			"",
+			strings.Replace(good, "$v=", "$w=", 1),
+			strings.Replace(good, "m=8", "m=4194304", 1),
+			strings.Replace(good, "t=1", "t=1000", 1),
+			strings.Replace(good, "p=1", "p=300", 1),
+			strings.Replace(good, "p=1", "p=0", 1),
+			strings.Replace(good, "m=8", "m=x", 1),
+			strings.Replace(good, "m=8", "q=8", 1),
+			strings.Replace(good, "m=8", "m=08", 1),
+			strings.Replace(good, "t=1", "m=8", 1),
+			strings.Replace(good, ",p=1", "", 1),
+			good[:len(good)-30],
+			good + "$extra",
+		} {
+			if _, err := parseIdentity(s); !errors.Is(err, ErrDecryptionFailed) {
+				t.Errorf("parseIdentity(%q) = %v, want ErrDecryptionFailed", s, err)
+			}
 		}
 	}
+	short := formatIdentity(argon2Params{Iterations: 1, MemoryKiB: 8, Parallelism: 1}, make([]byte, 16), make([]byte, 31))
+	if _, err := parseIdentity(short); !errors.Is(err, ErrDecryptionFailed) {
+		t.Errorf("a 31-byte verifier = %v, want ErrDecryptionFailed", err)
+	}
 }
 
-func FuzzParsePHC(f *testing.F) {
-	f.Add(formatPHC(argon2Params{Iterations: 1, MemoryKiB: 8, Parallelism: 1, KeyLength: 32}, make([]byte, 16), make([]byte, 32)))
+func FuzzParseIdentity(f *testing.F) {
+	f.Add(formatIdentity(argon2Params{Iterations: 1, MemoryKiB: 8, Parallelism: 1}, make([]byte, 16), make([]byte, 32)))
+	f.Add("$argon2id$v=19$m=64,t=1,p=1$gKEUIcT14fRUeTCSaTwPuw$9BVlmRn42AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
 	f.Add("$argon2id$v=19$m=,t=,p=$$")
+	f.Add("$vaultstore-identity$v=2$m=8,t=1,p=1,m=8$$")
 	f.Fuzz(func(t *testing.T, s string) {
-		h, err := parsePHC(s)
+		id, err := parseIdentity(s)
 		if err != nil {
+			if !errors.Is(err, ErrDecryptionFailed) {
+				t.Fatalf("parseIdentity error %v does not match ErrDecryptionFailed", err)
+			}
 			return
 		}
-		if checkArgon2Bounds(h.params) != nil {
-			t.Fatalf("parsePHC accepted out-of-bounds parameters %+v", h.params)
+		if checkArgon2Bounds(id.params) != nil {
+			t.Fatalf("parseIdentity accepted out-of-bounds parameters %+v", id.params)
+		}
+		if !id.legacy {
+			if len(id.hash) != identityVerifierLen || id.params.KeyLength != v3KeyLen {
+				t.Fatalf("parseIdentity accepted a %d-byte verifier", len(id.hash))
+			}
+			again, err := parseIdentity(formatIdentity(id.params, id.salt, id.hash))
+			if err != nil || again.params != id.params || !bytes.Equal(again.salt, id.salt) || !bytes.Equal(again.hash, id.hash) {
+				t.Fatalf("parse, format, parse changed the identity: %v", err)
+			}
 		}
 	})
 }

@@ -26,12 +26,12 @@ const maxRekeyBatchSize = 10000
 // (deadlock, serialisation failure, busy) is written again.
 const rekeyRetries = 3
 
-// ChangePasswordOptions are the optional settings of TokensChangePassword.
+// ChangePasswordOptions are the settings of TokensChangePasswordWithOptions.
 type ChangePasswordOptions struct {
 	// Progress, when set, is called after every batch, and at the end if
 	// the last call did not show the final counts, from the goroutine that
-	// called TokensChangePassword. It must not
-	// block for long: the next batch waits for it.
+	// called TokensChangePasswordWithOptions. It must not block for long:
+	// the next batch waits for it.
 	Progress func(ChangePasswordProgress)
 
 	// DryRun counts the records that would change and writes nothing.
@@ -42,17 +42,24 @@ type ChangePasswordOptions struct {
 	BatchSize int
 }
 
-// ChangePasswordProgress reports how far a rotation has come. Counts are
-// of records.
+// ChangePasswordProgress reports how far a rotation has come, and at the
+// end what it did. Counts are of records; docs/rotation.md says what each
+// can contain.
 type ChangePasswordProgress struct {
 	// Scanned records have been examined.
 	Scanned int
 	// Changed records have been re-encrypted and committed (in a dry run:
 	// would have been).
 	Changed int
-	// Skipped records could not be examined: their value is malformed or
-	// damaged. They are left byte-identical. Records that are intact but
-	// under another password are neither changed nor skipped.
+	// FromV1, FromV2 and FromV3 split Changed by the format each value was
+	// in before. Once a same-password rotation reports no FromV1 (or no
+	// FromV1 and FromV2), NewStoreOptions.MinReadVersion can be raised.
+	FromV1, FromV2, FromV3 int
+	// Skipped records could not be examined: their value is malformed,
+	// damaged, in a format below MinReadVersion, or asks for Argon2
+	// parameters the store refuses. They are left byte-identical. Records
+	// that are intact but under another password are neither changed nor
+	// skipped.
 	Skipped int
 	// Total is the number of records in the vault table when the rotation
 	// started, soft-deleted and expired ones included; with password
@@ -64,66 +71,72 @@ type ChangePasswordProgress struct {
 type rekeyItem struct {
 	id, token, value string
 	sealed           string // new value; "" when the row does not change
+	version          string // format of value
 	skipped          bool
 }
 
 // TokensChangePassword re-encrypts, with newPassword, every record whose
-// value opens with oldPassword, soft-deleted and expired ones included, and
-// returns how many it changed. Values are rewritten in the store's write
-// format (v3 unless EncryptionVersion says v2) with the current
-// CryptoConfig, so oldPassword == newPassword upgrades v1 and v2 values and
-// v3 values written with older parameters or another vault salt; v3 values
-// that are already current are left alone, so running it again returns 0.
+// value opens with oldPassword and returns how many it changed. It is
+// TokensChangePasswordWithOptions with the default options.
+func (s *Store) TokensChangePassword(ctx context.Context, oldPassword, newPassword string) (int, error) {
+	p, err := s.TokensChangePasswordWithOptions(ctx, oldPassword, newPassword, ChangePasswordOptions{})
+	return p.Changed, err
+}
+
+// TokensChangePasswordWithOptions re-encrypts, with newPassword, every
+// record whose value opens with oldPassword, soft-deleted and expired ones
+// included, and returns the final counts. Values are rewritten in the
+// store's write format (v3 unless EncryptionVersion says v2) with the
+// current CryptoConfig, so oldPassword == newPassword upgrades v1 and v2
+// values and v3 values written with older parameters or another vault salt;
+// v3 values that are already current are left alone, so running it again
+// changes nothing.
 //
 // Records are read in batches ordered by id (keyset pagination), test-
 // decrypted on a worker pool (v3 values cost microseconds once the key of
 // their password is derived, v1 values a few hashes; v2 values cost a
 // derivation each, spread over the cores within MaxConcurrentKDF), and each
-// batch is written
-// in one transaction with a compare-and-set on every row's old value: a
-// concurrent TokenUpdate is never overwritten, and a row that changed is
-// read again and retried. Records that do not open are left byte-identical;
-// records that cannot be parsed are counted as skipped.
+// batch is written in one transaction with a compare-and-set on every row's
+// old value: a concurrent TokenUpdate is never overwritten, and a row that
+// changed is read again and retried. Records that do not open are left
+// byte-identical; records that cannot be examined are counted as skipped.
 //
 // At every moment each record opens with the old or the new password. After
 // a cancellation or a crash, nothing is lost: a new call with the same
-// passwords finishes the rest. The count returned, also with an error, is
-// exact for what was committed.
+// passwords finishes the rest. The counts returned, also with an error, are
+// exact for what was committed. After a rotation to another password, the
+// keys of oldPassword are dropped from the store's cache.
 //
 // newPassword must meet the policy (ErrPasswordInvalid); oldPassword is not
 // checked, so legacy passwords can be rotated away. With password identities
 // enabled (NewStoreOptions.PasswordIdentityEnabled), only the records linked
 // to oldPassword's identity are visited, and an oldPassword with no identity
 // fails at once with ErrInvalidPassword.
-//
-// At most one ChangePasswordOptions may be given.
-func (s *Store) TokensChangePassword(ctx context.Context, oldPassword, newPassword string, options ...ChangePasswordOptions) (int, error) {
-	if len(options) > 1 {
-		return 0, validationErrorf("at most one ChangePasswordOptions may be given, got %d", len(options))
-	}
-	var opts ChangePasswordOptions
-	if len(options) == 1 {
-		opts = options[0]
-	}
+func (s *Store) TokensChangePasswordWithOptions(ctx context.Context, oldPassword, newPassword string, opts ChangePasswordOptions) (ChangePasswordProgress, error) {
 	switch {
 	case opts.BatchSize == 0:
 		opts.BatchSize = defaultRekeyBatchSize
 	case opts.BatchSize < 0 || opts.BatchSize > maxRekeyBatchSize:
-		return 0, validationErrorf("BatchSize %d is outside 1..%d", opts.BatchSize, maxRekeyBatchSize)
+		return ChangePasswordProgress{}, validationErrorf("BatchSize %d is outside 1..%d", opts.BatchSize, maxRekeyBatchSize)
 	}
 	if err := s.policy.check(newPassword); err != nil {
-		return 0, err
+		return ChangePasswordProgress{}, err
+	}
+	if !opts.DryRun && oldPassword != newPassword {
+		// Whatever the outcome, values under oldPassword are on their way
+		// out; keys kept for it would only linger in memory.
+		defer s.forgetPassword(oldPassword)
 	}
 	if s.passwordIdentityEnabled {
 		return s.rotateByIdentity(ctx, oldPassword, newPassword, opts)
 	}
 	var total int64
 	if err := s.vault(ctx).Count(&total).Error; err != nil {
-		return 0, fmt.Errorf("vaultstore: failed to count records: %w", err)
+		return ChangePasswordProgress{}, fmt.Errorf("vaultstore: failed to count records: %w", err)
 	}
 	r, err := s.newRotation(ctx, oldPassword, newPassword, opts, total)
 	if err != nil {
-		return 0, err
+		return ChangePasswordProgress{}, err
 	}
 	after := ""
 	for {
@@ -197,11 +210,26 @@ func (r *rotation) report() {
 }
 
 // finish reports the final state unless the last report already showed it.
-func (r *rotation) finish(err error) (int, error) {
+func (r *rotation) finish(err error) (ChangePasswordProgress, error) {
 	if !r.reported {
 		r.report()
 	}
-	return r.progress.Changed, err
+	return r.progress, err
+}
+
+// count adds committed (or, in a dry run, would-be) changes to the counts.
+func (r *rotation) count(changed []rekeyItem) {
+	r.progress.Changed += len(changed)
+	for _, c := range changed {
+		switch c.version {
+		case ENCRYPTION_VERSION_V1:
+			r.progress.FromV1++
+		case ENCRYPTION_VERSION_V2:
+			r.progress.FromV2++
+		case ENCRYPTION_VERSION_V3:
+			r.progress.FromV3++
+		}
+	}
 }
 
 // batch examines rows, writes the ones that open with the old password and
@@ -255,6 +283,7 @@ func (r *rotation) examineEach(ctx context.Context, items []rekeyItem) error {
 	one := func(ctx context.Context, i int) error {
 		it := &items[i]
 		it.sealed, it.skipped = "", false
+		it.version, _ = valueVersion(it.value)
 		if r.current != nil && r.current(it.value) {
 			return nil
 		}
@@ -303,11 +332,12 @@ func (r *rotation) write(ctx context.Context, items []rekeyItem) (lost []string,
 		return nil, nil
 	}
 	if r.opts.DryRun {
-		r.progress.Changed += len(changes)
+		r.count(changes)
 		return nil, nil
 	}
 	for attempt := 0; ; attempt++ {
 		var done []string
+		var doneItems []rekeyItem
 		lost = nil
 		err = r.s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 			now := nowString()
@@ -322,6 +352,7 @@ func (r *rotation) write(ctx context.Context, items []rekeyItem) (lost []string,
 				for _, c := range chunk {
 					if !slices.Contains(chunkLost, c.id) {
 						done = append(done, c.id)
+						doneItems = append(doneItems, c)
 					}
 				}
 			}
@@ -331,7 +362,7 @@ func (r *rotation) write(ctx context.Context, items []rekeyItem) (lost []string,
 			return nil
 		})
 		if err == nil {
-			r.progress.Changed += len(done)
+			r.count(doneItems)
 			return lost, nil
 		}
 		if ctx.Err() != nil {

@@ -103,20 +103,20 @@ func TestRotationMixedFormats(t *testing.T) {
 
 		var progress []vaultstore.ChangePasswordProgress
 		record := func(p vaultstore.ChangePasswordProgress) { progress = append(progress, p) }
-		n, err := s.TokensChangePassword(ctx, old, newPassword, vaultstore.ChangePasswordOptions{DryRun: true, Progress: record})
+		n, err := changedOf(s.TokensChangePasswordWithOptions(ctx, old, newPassword, vaultstore.ChangePasswordOptions{DryRun: true, Progress: record}))
 		if err != nil || n != 5 {
 			t.Fatalf("dry run = %d, %v, want 5", n, err)
 		}
 		if after := values(t, s); fmt.Sprint(after) != fmt.Sprint(before) {
 			t.Fatal("the dry run changed stored values")
 		}
-		want := vaultstore.ChangePasswordProgress{Scanned: 10, Changed: 5, Skipped: 3, Total: 10}
+		want := vaultstore.ChangePasswordProgress{Scanned: 10, Changed: 5, FromV1: 1, FromV2: 1, FromV3: 3, Skipped: 3, Total: 10}
 		if last := progress[len(progress)-1]; last != want {
 			t.Errorf("dry run progress = %+v, want %+v", last, want)
 		}
 
 		progress = nil
-		n, err = s.TokensChangePassword(ctx, old, newPassword, vaultstore.ChangePasswordOptions{Progress: record})
+		n, err = changedOf(s.TokensChangePasswordWithOptions(ctx, old, newPassword, vaultstore.ChangePasswordOptions{Progress: record}))
 		if err != nil || n != 5 {
 			t.Fatalf("rotation = %d, %v, want 5 as the dry run said", n, err)
 		}
@@ -162,15 +162,11 @@ func TestRotationOptionsAndPolicy(t *testing.T) {
 	s := newTestStore(t)
 	for name, call := range map[string]func() error{
 		"negative batch": func() error {
-			_, err := s.TokensChangePassword(ctx, "a", testPassword, vaultstore.ChangePasswordOptions{BatchSize: -1})
+			_, err := changedOf(s.TokensChangePasswordWithOptions(ctx, "a", testPassword, vaultstore.ChangePasswordOptions{BatchSize: -1}))
 			return err
 		},
 		"huge batch": func() error {
-			_, err := s.TokensChangePassword(ctx, "a", testPassword, vaultstore.ChangePasswordOptions{BatchSize: 1 << 20})
-			return err
-		},
-		"two options": func() error {
-			_, err := s.TokensChangePassword(ctx, "a", testPassword, vaultstore.ChangePasswordOptions{}, vaultstore.ChangePasswordOptions{})
+			_, err := changedOf(s.TokensChangePasswordWithOptions(ctx, "a", testPassword, vaultstore.ChangePasswordOptions{BatchSize: 1 << 20}))
 			return err
 		},
 	} {
@@ -219,7 +215,7 @@ func TestRotationSamePasswordUpgrades(t *testing.T) {
 		// A new CryptoConfig makes them out of date again.
 		stronger := testCrypto()
 		stronger.Iterations = 2
-		upgraded := reopen(t, legacy, vaultstore.NewStoreOptions{DB: db, CryptoConfig: stronger})
+		upgraded := reopen(t, legacy, vaultstore.NewStoreOptions{DB: db, CryptoConfig: stronger, MinArgon2Iterations: 1})
 		if n, err := upgraded.TokensChangePassword(ctx, testPassword, testPassword); err != nil || n != 7 {
 			t.Errorf("same-password rotation to new parameters = %d, %v, want 7", n, err)
 		}
@@ -238,12 +234,12 @@ func TestRotationCancelAndResume(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		calls := 0
-		first, err := s.TokensChangePassword(ctx, pwOld, pwNew, vaultstore.ChangePasswordOptions{BatchSize: 10, Progress: func(p vaultstore.ChangePasswordProgress) {
+		first, err := changedOf(s.TokensChangePasswordWithOptions(ctx, pwOld, pwNew, vaultstore.ChangePasswordOptions{BatchSize: 10, Progress: func(p vaultstore.ChangePasswordProgress) {
 			calls++
 			if calls == 3 {
 				cancel()
 			}
-		}})
+		}}))
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("cancelled rotation = %d, %v, want context.Canceled", first, err)
 		}
@@ -267,7 +263,7 @@ func TestRotationProgressPerBatch(t *testing.T) {
 		mustCustom(t, s, fmt.Sprintf("tk_progress%04d", i), "v", pwOld)
 	}
 	var seen []vaultstore.ChangePasswordProgress
-	n, err := s.TokensChangePassword(context.Background(), pwOld, pwNew, vaultstore.ChangePasswordOptions{BatchSize: 10, Progress: func(p vaultstore.ChangePasswordProgress) { seen = append(seen, p) }})
+	n, err := changedOf(s.TokensChangePasswordWithOptions(context.Background(), pwOld, pwNew, vaultstore.ChangePasswordOptions{BatchSize: 10, Progress: func(p vaultstore.ChangePasswordProgress) { seen = append(seen, p) }}))
 	if err != nil || n != 35 {
 		t.Fatalf("rotation = %d, %v", n, err)
 	}
@@ -279,7 +275,7 @@ func TestRotationProgressPerBatch(t *testing.T) {
 			t.Fatalf("progress went backwards: %+v then %+v", seen[i-1], seen[i])
 		}
 	}
-	if last := seen[len(seen)-1]; last != (vaultstore.ChangePasswordProgress{Scanned: 35, Changed: 35, Total: 35}) {
+	if last := seen[len(seen)-1]; last != (vaultstore.ChangePasswordProgress{Scanned: 35, Changed: 35, FromV3: 35, Total: 35}) {
 		t.Errorf("last progress = %+v", last)
 	}
 }
@@ -303,7 +299,7 @@ func TestRotationConcurrentTokenUpdate(t *testing.T) {
 			}
 		}
 	})
-	n, err := s.TokensChangePassword(ctx, pwOld, pwNew, vaultstore.ChangePasswordOptions{BatchSize: 16})
+	n, err := changedOf(s.TokensChangePasswordWithOptions(ctx, pwOld, pwNew, vaultstore.ChangePasswordOptions{BatchSize: 16}))
 	wg.Wait()
 	if err != nil {
 		t.Fatal(err)
@@ -355,7 +351,7 @@ func TestRotationPasswordIdentities(t *testing.T) {
 			t.Fatalf("unknown old password: %v, want ErrInvalidPassword", err)
 		}
 		var seen vaultstore.ChangePasswordProgress
-		n, err := s.TokensChangePassword(ctx, "password A is long enough", "password C is long enough", vaultstore.ChangePasswordOptions{Progress: func(p vaultstore.ChangePasswordProgress) { seen = p }})
+		n, err := changedOf(s.TokensChangePasswordWithOptions(ctx, "password A is long enough", "password C is long enough", vaultstore.ChangePasswordOptions{Progress: func(p vaultstore.ChangePasswordProgress) { seen = p }}))
 		if err != nil || n != 4 {
 			t.Fatalf("identity rotation = %d, %v, want 4", n, err)
 		}
@@ -458,7 +454,7 @@ func rotationChild() {
 		fmt.Println("error", err)
 		os.Exit(2)
 	}
-	_, err = s.TokensChangePassword(context.Background(), pwOld, pwNew, vaultstore.ChangePasswordOptions{BatchSize: 50, Progress: func(p vaultstore.ChangePasswordProgress) {
+	_, err = s.TokensChangePasswordWithOptions(context.Background(), pwOld, pwNew, vaultstore.ChangePasswordOptions{BatchSize: 50, Progress: func(p vaultstore.ChangePasswordProgress) {
 		fmt.Printf("changed %d\n", p.Changed)
 		time.Sleep(2 * time.Millisecond)
 	}})
@@ -518,7 +514,7 @@ func TestPasswordIdentityLinksFollowDeletes(t *testing.T) {
 		}
 
 		var total int
-		n, err := s.TokensChangePassword(ctx, pwOld, pwNew, vaultstore.ChangePasswordOptions{Progress: func(p vaultstore.ChangePasswordProgress) { total = p.Total }})
+		n, err := changedOf(s.TokensChangePasswordWithOptions(ctx, pwOld, pwNew, vaultstore.ChangePasswordOptions{Progress: func(p vaultstore.ChangePasswordProgress) { total = p.Total }}))
 		if err != nil || n != 2 || total != 2 {
 			t.Errorf("rotation = %d (total %d), %v; want 2 of 2", n, total, err)
 		}

@@ -11,19 +11,23 @@ import (
 func (s *Store) encrypt(ctx context.Context, value, password, token string) (string, error) {
 	if s.writeVersion == ENCRYPTION_VERSION_V2 {
 		// Every v2 value has its own salt, so its key is derived afresh;
-		// it goes through the deriver for the concurrency bound only.
-		keys, wipe := s.keys.uncachedSource(ctx)
-		defer wipe()
-		return encryptV2With(value, password, &s.crypto, randReader, keys)
+		// it goes through the deriver for its bounds only.
+		return encryptV2With(value, password, &s.crypto, randReader, uncachedKeys{ctx, s.keys})
 	}
 	salt, err := s.vaultSaltForWrite(ctx)
 	if err != nil {
 		return "", err
 	}
 	p := v3Params(&s.crypto)
-	kek, err := s.keys.derive(ctx, password, salt, p)
+	kek, fresh, err := s.keys.derive(ctx, password, salt, p)
 	if err != nil {
 		return "", err
+	}
+	defer clear(kek)
+	if fresh {
+		// A write makes the key right by definition: every value this
+		// password writes will need it.
+		s.keys.remember(password, salt, p, kek)
 	}
 	return encryptV3(value, token, kek, p, salt, randReader)
 }
@@ -32,17 +36,15 @@ func (s *Store) encrypt(ctx context.Context, value, password, token string) (str
 // store's cache, so a v3 value costs a derivation only for the first
 // password and vault salt it meets.
 func (s *Store) decrypt(ctx context.Context, stored, password, token string) (string, error) {
-	keys := s.keys.source(ctx)
-	return decryptValue(stored, password, token, &s.crypto, keys, keys)
+	keys := cachedKeys{ctx, s.keys}
+	return decryptValue(stored, password, token, &s.crypto, s.read, keys, keys)
 }
 
 // decryptOnce is decrypt for values read once, as in a rotation: v2 keys,
 // one per value, bypass the cache so that they do not evict the v3 keys
 // that serve the application.
 func (s *Store) decryptOnce(ctx context.Context, stored, password, token string) (string, error) {
-	v2Keys, wipe := s.keys.uncachedSource(ctx)
-	defer wipe()
-	return decryptValue(stored, password, token, &s.crypto, v2Keys, s.keys.source(ctx))
+	return decryptValue(stored, password, token, &s.crypto, s.read, uncachedKeys{ctx, s.keys}, cachedKeys{ctx, s.keys})
 }
 
 // vaultSaltForWrite returns the vault's v3 salt, making it on first use.

@@ -200,7 +200,9 @@ func TestCryptoConfigChangeKeepsValuesReadable(t *testing.T) {
 		mustCustom(t, before, "tk_cfgchange0001", "written before", testPassword)
 		stronger := testCrypto()
 		stronger.Iterations, stronger.Memory = 2, 64
-		after := reopen(t, before, vaultstore.NewStoreOptions{DB: db, CryptoConfig: stronger})
+		// The floor defaults to the weaker of Lightweight and the new
+		// configuration; values written with less need it lowered.
+		after := reopen(t, before, vaultstore.NewStoreOptions{DB: db, CryptoConfig: stronger, MinArgon2Iterations: 1, MinArgon2Memory: 8})
 		mustCustom(t, after, "tk_cfgchange0002", "written after", testPassword)
 		got, err := after.TokensRead(ctx, []string{"tk_cfgchange0001", "tk_cfgchange0002"}, testPassword)
 		if err != nil || got["tk_cfgchange0001"] != "written before" || got["tk_cfgchange0002"] != "written after" {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -39,6 +38,7 @@ type Store struct {
 
 	crypto                  CryptoConfig
 	writeVersion            string
+	read                    readPolicy
 	keys                    *keyDeriver
 	parallelThreshold       int
 	passwordIdentityEnabled bool
@@ -57,7 +57,7 @@ type Store struct {
 	// identityIDs maps password fingerprints to identity ids once found
 	// or made; identityMu serialises making them within the process.
 	identityMu  ctxMutex
-	identityIDs sync.Map
+	identityIDs *lru[[32]byte, string]
 }
 
 var _ StoreInterface = (*Store)(nil)

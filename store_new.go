@@ -59,6 +59,10 @@ func NewStore(opts NewStoreOptions) (*Store, error) {
 	default:
 		return nil, validationErrorf("EncryptionVersion %q is not %q or %q", opts.EncryptionVersion, ENCRYPTION_VERSION_V3, ENCRYPTION_VERSION_V2)
 	}
+	read, err := newReadPolicy(opts, crypto, writeVersion)
+	if err != nil {
+		return nil, err
+	}
 	cacheSize := opts.KeyCacheSize
 	switch {
 	case cacheSize == 0:
@@ -73,7 +77,7 @@ func NewStore(opts NewStoreOptions) (*Store, error) {
 	case kdfSlots < 0:
 		return nil, validationErrorf("MaxConcurrentKDF %d is negative", opts.MaxConcurrentKDF)
 	}
-	keys, err := newKeyDeriver(cacheSize, kdfSlots, randReader)
+	keys, err := newKeyDeriver(cacheSize, kdfSlots, int64(read.maxMemoryKiB), randReader)
 	if err != nil {
 		return nil, err
 	}
@@ -129,7 +133,9 @@ func NewStore(opts NewStoreOptions) (*Store, error) {
 		log:                     log,
 		crypto:                  *crypto,
 		writeVersion:            writeVersion,
+		read:                    read,
 		keys:                    keys,
+		identityIDs:             newLRU[[32]byte, string](maxRememberedIdentities, nil),
 		parallelThreshold:       threshold,
 		passwordIdentityEnabled: opts.PasswordIdentityEnabled,
 		policy: passwordPolicy{
@@ -147,4 +153,44 @@ func NewStore(opts NewStoreOptions) (*Store, error) {
 		}
 	}
 	return s, nil
+}
+
+// newReadPolicy applies the defaults of MinReadVersion, KDFMemoryBudget and
+// the Argon2 floor, and refuses settings under which the store could not
+// read what it writes.
+func newReadPolicy(opts NewStoreOptions, crypto *CryptoConfig, writeVersion string) (readPolicy, error) {
+	switch opts.MinReadVersion {
+	case "", ENCRYPTION_VERSION_V2, ENCRYPTION_VERSION_V3:
+	default:
+		return readPolicy{}, validationErrorf("MinReadVersion %q is not \"\", %q or %q", opts.MinReadVersion, ENCRYPTION_VERSION_V2, ENCRYPTION_VERSION_V3)
+	}
+	if opts.MinReadVersion > writeVersion {
+		return readPolicy{}, validationErrorf("MinReadVersion %s would refuse the %s values the store writes", opts.MinReadVersion, writeVersion)
+	}
+	budget := opts.KDFMemoryBudget
+	switch {
+	case budget == 0:
+		budget = 4 * crypto.Memory
+	case budget < crypto.Memory || budget > maxKDFMemoryBudget:
+		return readPolicy{}, validationErrorf("KDFMemoryBudget %d KiB is outside CryptoConfig.Memory..%d (%d..%d)", opts.KDFMemoryBudget, maxKDFMemoryBudget, crypto.Memory, maxKDFMemoryBudget)
+	}
+	light := LightweightCryptoConfig()
+	floorT, floorM := opts.MinArgon2Iterations, opts.MinArgon2Memory
+	if floorT == 0 {
+		floorT = min(light.Iterations, crypto.Iterations)
+	}
+	if floorM == 0 {
+		floorM = min(light.Memory, crypto.Memory)
+	}
+	switch {
+	case floorT < 0 || floorT > crypto.Iterations:
+		return readPolicy{}, validationErrorf("MinArgon2Iterations %d is outside 1..CryptoConfig.Iterations (%d)", opts.MinArgon2Iterations, crypto.Iterations)
+	case floorM < 0 || floorM > crypto.Memory:
+		return readPolicy{}, validationErrorf("MinArgon2Memory %d KiB is outside 8..CryptoConfig.Memory (%d)", opts.MinArgon2Memory, crypto.Memory)
+	}
+	return readPolicy{
+		minVersion:   opts.MinReadVersion,
+		floor:        argon2Params{Iterations: uint32(floorT), MemoryKiB: uint32(floorM)},
+		maxMemoryKiB: uint32(budget),
+	}, nil
 }

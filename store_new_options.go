@@ -50,21 +50,54 @@ type NewStoreOptions struct {
 	// EncryptionVersion is the format of values the store writes: "v3"
 	// (the default when empty) or "v2", which the original VaultStore can
 	// read, for fleets where old and new releases share a database during a
-	// migration. Values in v1, v2 and v3 are always readable.
+	// migration.
 	EncryptionVersion string
+
+	// MinReadVersion is the oldest value format the store reads: "" reads
+	// v1, v2 and v3; "v2" refuses v1 values; "v3" refuses v1 and v2 values.
+	// A refused value is ErrDecryptionFailed, and a rotation counts it as
+	// skipped. v1 values have no salt and no integrity beyond a checksum, so
+	// one planted v1 value lets whoever can write the vault table have the
+	// application test password guesses at hash speed; v2 values are not
+	// bound to their token and can be swapped between tokens. Raise it once
+	// a same-password rotation reports no values changed from the older
+	// formats (ChangePasswordProgress.FromV1, FromV2).
+	MinReadVersion string
 
 	// KeyCacheSize is how many derived keys the store keeps in memory, so
 	// that a password costs one Argon2id derivation per vault salt (v3) or
 	// per value (v2) instead of one per read. Zero means 1024; a negative
 	// value turns the cache off. Keys are held under an HMAC of the
-	// password, never the password itself; see docs/encryption.md.
+	// password, never the password itself, enter the cache only once a
+	// value or identity has shown them right, and are cleared when they
+	// leave it; see docs/encryption.md.
 	KeyCacheSize int
 
-	// MaxConcurrentKDF bounds how many Argon2id derivations run at once,
-	// and with it the memory they take (CryptoConfig.Memory each). Zero
-	// means GOMAXPROCS. Callers beyond the bound wait, honouring their
+	// MaxConcurrentKDF bounds how many Argon2id derivations run at once.
+	// Zero means GOMAXPROCS. Callers beyond the bound wait, honouring their
 	// context; identical concurrent derivations are done once.
 	MaxConcurrentKDF int
+
+	// KDFMemoryBudget bounds, in KiB, the Argon2 memory of all derivations
+	// in flight together: each holds its memory parameter's worth of the
+	// budget while it runs, and callers beyond it wait, honouring their
+	// context. It is also the most one stored value or identity may ask
+	// for: a value asking for more is ErrDecryptionFailed at once, before
+	// anything is allocated. Zero means 4 × CryptoConfig.Memory; it may not
+	// be less than CryptoConfig.Memory.
+	KDFMemoryBudget int
+
+	// MinArgon2Iterations and MinArgon2Memory (KiB) are the floor on the
+	// Argon2id cost a stored value or identity may ask for. Anyone who can
+	// write the database could otherwise plant a value sealed with t=1 and
+	// 8 KiB and have the application test guesses of the password at
+	// almost no cost; below the floor a value is ErrDecryptionFailed,
+	// before anything is derived. Zero means the weaker of
+	// LightweightCryptoConfig and CryptoConfig (t=2 and 32 MiB with the
+	// default configuration); neither may exceed CryptoConfig, whose own
+	// values must stay readable.
+	MinArgon2Iterations int
+	MinArgon2Memory     int
 
 	// ParallelThreshold is the record count above which bulk work, such as
 	// TokensChangePassword, spreads key derivations over a worker pool.

@@ -102,6 +102,16 @@ func (s *Store) checkWrite(value, password string, options []TokenCreateOptions)
 }
 
 func (s *Store) createToken(ctx context.Context, token, value, password, expires string) error {
+	// The identity comes first: finding it upgrades a legacy identity of
+	// this password, whose stored hash is a working key, before anything
+	// is written under the vault salt.
+	identity := ""
+	if s.passwordIdentityEnabled {
+		var err error
+		if identity, err = s.identityFor(ctx, password); err != nil {
+			return err
+		}
+	}
 	stored, err := s.encrypt(ctx, value, password, token)
 	if err != nil {
 		return err
@@ -122,10 +132,6 @@ func (s *Store) createToken(ctx context.Context, token, value, password, expires
 	}
 	if !s.passwordIdentityEnabled {
 		return s.insertRecord(ctx, &row)
-	}
-	identity, err := s.identityFor(ctx, password)
-	if err != nil {
-		return err
 	}
 	var insertErr error
 	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -204,6 +210,13 @@ func (s *Store) TokenUpdate(ctx context.Context, token, value, password string) 
 	if isExpired(row.Expires, nowString()) {
 		return fmt.Errorf("%w: token %q", ErrTokenExpired, token)
 	}
+	// As in createToken, the identity comes before the encryption.
+	identity := ""
+	if s.passwordIdentityEnabled {
+		if identity, err = s.identityFor(ctx, password); err != nil {
+			return err
+		}
+	}
 	stored, err := s.encrypt(ctx, value, password, token)
 	if err != nil {
 		return err
@@ -213,12 +226,6 @@ func (s *Store) TokenUpdate(ctx context.Context, token, value, password string) 
 	// expiry could lock index entries in another order and deadlock
 	// against a concurrent TokenRenew on InnoDB. The conditions are
 	// repeated so that a soft delete or expiry that lands in between wins.
-	identity := ""
-	if s.passwordIdentityEnabled {
-		if identity, err = s.identityFor(ctx, password); err != nil {
-			return err
-		}
-	}
 	for range concurrentWriteAttempts {
 		updated, err := s.updateLiveValue(ctx, row.ID, stored, identity)
 		if err != nil {

@@ -113,7 +113,7 @@ func run(dbPath string) error {
 	// Rotate the password: every record under it is re-encrypted in
 	// batches, each committed on its own, with a progress report per batch.
 	const rotated = "the application's rotated password"
-	changed, err := store.TokensChangePassword(ctx, password, rotated, vaultstore.ChangePasswordOptions{
+	result, err := store.TokensChangePasswordWithOptions(ctx, password, rotated, vaultstore.ChangePasswordOptions{
 		Progress: func(p vaultstore.ChangePasswordProgress) {
 			fmt.Printf("rotation: scanned %d/%d, changed %d, skipped %d\n", p.Scanned, p.Total, p.Changed, p.Skipped)
 		},
@@ -125,7 +125,7 @@ func run(dbPath string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("rotated %d records; %s under the new password: %s\n", changed, apiKey, value)
+	fmt.Printf("rotated %d records; %s under the new password: %s\n", result.Changed, apiKey, value)
 
 	for _, token := range []string{apiKey, dbPassword} {
 		if err := store.TokenDelete(ctx, token); err != nil {
