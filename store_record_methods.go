@@ -95,7 +95,7 @@ func (s *Store) filtered(ctx context.Context, q RecordQueryInterface) *gorm.DB {
 // never. A token already stored is ErrTokenAlreadyExists; a missing token,
 // or a timestamp that does not parse, is ErrValidationFailed.
 func (s *Store) RecordCreate(ctx context.Context, record RecordInterface) error {
-	if record == nil {
+	if isNil(record) {
 		return validationErrorf("record is nil")
 	}
 	if err := validateTokenInput(record.GetToken()); err != nil {
@@ -210,7 +210,7 @@ func (s *Store) findOne(ctx context.Context, q RecordQueryInterface) (RecordInte
 // exist is ErrRecordNotFound; a token taken by another row is
 // ErrTokenAlreadyExists.
 func (s *Store) RecordUpdate(ctx context.Context, record RecordInterface) error {
-	if record == nil {
+	if isNil(record) {
 		return validationErrorf("record is nil")
 	}
 	id := record.GetID()
@@ -338,7 +338,7 @@ func (s *Store) deleteWhere(ctx context.Context, column, key string) error {
 // of every query that does not include soft-deleted records. A record that
 // does not exist is ErrRecordNotFound.
 func (s *Store) RecordSoftDelete(ctx context.Context, record RecordInterface) error {
-	if record == nil {
+	if isNil(record) {
 		return validationErrorf("record is nil")
 	}
 	record.SetSoftDeletedAt(nowString())

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -172,6 +173,82 @@ func TestRecordUpdateRejects(t *testing.T) {
 			t.Errorf("row changed by rejected updates: %v", got.Data())
 		}
 	})
+}
+
+// callerRecord and callerQuery are a caller's own implementations; a nil
+// pointer to either is what a careless caller passes.
+type callerRecord struct{ vaultstore.RecordInterface }
+
+type callerQuery struct {
+	vaultstore.RecordQueryInterface
+}
+
+// noPanic runs call and turns a panic into a test failure, so that every
+// case is reported rather than the first one ending the run.
+func noPanic(t *testing.T, what string, call func() error) (err error) {
+	t.Helper()
+	defer func() {
+		if p := recover(); p != nil {
+			t.Helper()
+			t.Errorf("%s panicked: %v", what, p)
+			err = vaultstore.ErrValidationFailed
+		}
+	}()
+	return call()
+}
+
+// TestRecordMethodsRefuseTypedNil passes every method that takes a record or
+// a query an interface holding a nil pointer, which is not == nil: each
+// must return ErrValidationFailed, not panic.
+func TestRecordMethodsRefuseTypedNil(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	mustCreateRecord(t, s, "tk_typednil00001", "v")
+	// The library's query type is unexported; a zero value of it, taken
+	// from what RecordQuery returns, is the nil pointer a caller can hold.
+	ownQuery := reflect.Zero(reflect.TypeOf(vaultstore.RecordQuery())).Interface().(vaultstore.RecordQueryInterface)
+
+	records := map[string]vaultstore.RecordInterface{
+		"*vaultstore.Record": (*vaultstore.Record)(nil),
+		"caller's *record":   (*callerRecord)(nil),
+	}
+	for name, r := range records {
+		t.Run(name, func(t *testing.T) {
+			calls := map[string]func() error{
+				"RecordCreate":     func() error { return s.RecordCreate(ctx, r) },
+				"RecordUpdate":     func() error { return s.RecordUpdate(ctx, r) },
+				"RecordSoftDelete": func() error { return s.RecordSoftDelete(ctx, r) },
+			}
+			for method, call := range calls {
+				if err := noPanic(t, method, call); !errors.Is(err, vaultstore.ErrValidationFailed) {
+					t.Errorf("%s: err = %v, want ErrValidationFailed", method, err)
+				}
+			}
+		})
+	}
+	queries := map[string]vaultstore.RecordQueryInterface{
+		"library's query": ownQuery,
+		"caller's *query": (*callerQuery)(nil),
+	}
+	for name, q := range queries {
+		t.Run(name, func(t *testing.T) {
+			calls := map[string]func() error{
+				"RecordList":  func() error { _, err := s.RecordList(ctx, q); return err },
+				"RecordCount": func() error { _, err := s.RecordCount(ctx, q); return err },
+			}
+			for method, call := range calls {
+				if err := noPanic(t, method, call); !errors.Is(err, vaultstore.ErrValidationFailed) {
+					t.Errorf("%s: err = %v, want ErrValidationFailed", method, err)
+				}
+			}
+		})
+	}
+	if err := noPanic(t, "Validate", ownQuery.Validate); !errors.Is(err, vaultstore.ErrValidationFailed) {
+		t.Errorf("Validate on a nil query: err = %v, want ErrValidationFailed", err)
+	}
+	if n, err := s.RecordCount(ctx, vaultstore.RecordQuery().SetSoftDeletedInclude(true)); n != 1 || err != nil {
+		t.Errorf("%d rows after refused calls, %v; want the 1 created", n, err)
+	}
 }
 
 func TestRecordDelete(t *testing.T) {
