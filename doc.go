@@ -47,8 +47,9 @@
 // Every failure a caller can act on matches a sentinel with errors.Is:
 // ErrRecordNotFound, ErrTokenAlreadyExists, ErrInvalidPassword,
 // ErrDecryptionFailed, ErrValidationFailed, ErrTokenExpired and
-// ErrPasswordInvalid. Bad input is rejected before any SQL runs; no input
-// and no database content makes the package panic.
+// ErrPasswordInvalid. Bad input, a nil record or query among it (even an
+// interface holding a nil pointer), is rejected before any SQL runs; no
+// input and no database content makes the package panic.
 //
 // # Concurrency
 //

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync"
@@ -152,6 +153,21 @@ func validateTokenInput(token string) error {
 		}
 	}
 	return nil
+}
+
+// isNil reports whether v is nil or holds a nil pointer, map, slice,
+// function or channel. A caller's typed nil (var r *T passed as a
+// RecordInterface) is not == nil, and the first method called on it would
+// panic inside the store.
+func isNil(v any) bool {
+	if v == nil {
+		return true
+	}
+	switch rv := reflect.ValueOf(v); rv.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Chan, reflect.UnsafePointer:
+		return rv.IsNil()
+	}
+	return false
 }
 
 // forEachParallel calls fn for 0..n-1 on up to GOMAXPROCS goroutines and

@@ -95,7 +95,7 @@ func (s *Store) filtered(ctx context.Context, q RecordQueryInterface) *gorm.DB {
 // never. A token already stored is ErrTokenAlreadyExists; a missing token,
 // or a timestamp that does not parse, is ErrValidationFailed.
 func (s *Store) RecordCreate(ctx context.Context, record RecordInterface) error {
-	if record == nil {
+	if isNil(record) {
 		return validationErrorf("record is nil")
 	}
 	if err := validateTokenInput(record.GetToken()); err != nil {
@@ -207,27 +207,38 @@ func (s *Store) findOne(ctx context.Context, q RecordQueryInterface) (RecordInte
 // RecordInterface.DataChanged) to the row with its id, and refreshes
 // updated_at. The id itself is never changed. A changed key that is not a
 // vault column is ErrValidationFailed, and no SQL runs; a row that does not
-// exist is ErrRecordNotFound; a token taken by another row is
-// ErrTokenAlreadyExists.
+// exist is ErrRecordNotFound.
+//
+// The token cannot change: a v3 value is bound to the token it was written
+// for and would never open under another, so a record whose changed
+// vault_token differs from the stored row's token is ErrValidationFailed
+// and nothing is written. Setting the token the row already has is allowed
+// (it changes nothing). To move a value to another token, create a new
+// record.
 func (s *Store) RecordUpdate(ctx context.Context, record RecordInterface) error {
-	if record == nil {
+	if isNil(record) {
 		return validationErrorf("record is nil")
 	}
 	id := record.GetID()
 	if id == "" {
 		return validationErrorf("record id is empty")
 	}
-	changed := record.DataChanged()
+	// A copy into a map of our own: a caller's DataChanged may return nil,
+	// or a map it keeps.
+	changed := map[string]string{}
+	maps.Copy(changed, record.DataChanged())
 	delete(changed, COLUMN_ID)
 	for _, k := range slices.Sorted(maps.Keys(changed)) {
 		if !isVaultColumn(k) {
 			return validationErrorf("unknown column %q", k)
 		}
 	}
-	if tok, ok := changed[COLUMN_VAULT_TOKEN]; ok {
-		if err := validateTokenInput(tok); err != nil {
+	token, tokenSet := changed[COLUMN_VAULT_TOKEN]
+	if tokenSet {
+		if err := validateTokenInput(token); err != nil {
 			return err
 		}
+		delete(changed, COLUMN_VAULT_TOKEN)
 	}
 	changed[COLUMN_UPDATED_AT] = nowString()
 	updates := make(map[string]any, len(changed))
@@ -244,22 +255,30 @@ func (s *Store) RecordUpdate(ctx context.Context, record RecordInterface) error 
 			updates[k] = v
 		}
 	}
-	res := s.vault(ctx).Where(COLUMN_ID+" = ?", id).Updates(updates)
+	db := s.vault(ctx).Where(COLUMN_ID+" = ?", id)
+	if tokenSet {
+		// The token is a condition, not an assignment: the statement that
+		// writes is the one that checks, so no rename can slip in between,
+		// and a token the row does not hold matches nothing.
+		db = db.Where(COLUMN_VAULT_TOKEN+" = ?", token)
+	}
+	res := db.Updates(updates)
 	if res.Error != nil {
-		if isUniqueViolation(res.Error) {
-			return fmt.Errorf("%w: %q", ErrTokenAlreadyExists, changed[COLUMN_VAULT_TOKEN])
-		}
 		return fmt.Errorf("vaultstore: failed to update record: %w", res.Error)
 	}
 	if res.RowsAffected == 0 {
-		// MySQL counts only rows whose values changed, so zero can also
-		// mean an update that wrote what was there already.
-		var n int64
-		if err := s.vault(ctx).Where(COLUMN_ID+" = ?", id).Count(&n).Error; err != nil {
+		// No row with the id, a token the row does not hold, or, on MySQL,
+		// which counts only rows whose values changed, an update that
+		// wrote what was there already.
+		var stored []string
+		if err := s.vault(ctx).Where(COLUMN_ID+" = ?", id).Pluck(COLUMN_VAULT_TOKEN, &stored).Error; err != nil {
 			return fmt.Errorf("vaultstore: failed to update record: %w", err)
 		}
-		if n == 0 {
+		if len(stored) == 0 {
 			return fmt.Errorf("%w: id %q", ErrRecordNotFound, id)
+		}
+		if tokenSet && stored[0] != token {
+			return validationErrorf("record %q: token %q cannot become %q: the token is bound to the value; create a new record instead", id, stored[0], token)
 		}
 	}
 	current := record.Data()
@@ -338,7 +357,7 @@ func (s *Store) deleteWhere(ctx context.Context, column, key string) error {
 // of every query that does not include soft-deleted records. A record that
 // does not exist is ErrRecordNotFound.
 func (s *Store) RecordSoftDelete(ctx context.Context, record RecordInterface) error {
-	if record == nil {
+	if isNil(record) {
 		return validationErrorf("record is nil")
 	}
 	record.SetSoftDeletedAt(nowString())

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -164,14 +165,161 @@ func TestRecordUpdateRejects(t *testing.T) {
 		}
 		clash, _ := s.RecordFindByID(ctx, r.GetID())
 		clash.SetToken("tk_upd0000000002")
-		if err := s.RecordUpdate(ctx, clash); !errors.Is(err, vaultstore.ErrTokenAlreadyExists) {
-			t.Errorf("token clash: err = %v", err)
+		if err := s.RecordUpdate(ctx, clash); !errors.Is(err, vaultstore.ErrValidationFailed) || errors.Is(err, vaultstore.ErrTokenAlreadyExists) {
+			t.Errorf("token change onto a taken token: err = %v, want ErrValidationFailed only", err)
 		}
 		got, _ := s.RecordFindByID(ctx, r.GetID())
 		if got.GetValue() != "v" || got.GetToken() != "tk_upd0000000001" {
 			t.Errorf("row changed by rejected updates: %v", got.Data())
 		}
 	})
+}
+
+// TestRecordUpdateRefusesTokenChange is a careless caller renaming a
+// token's row through the raw API. v3 binds a value to its token, so the
+// renamed row would never open again under any password: the update must
+// be refused, whatever way the new token reaches RecordUpdate, and the
+// table left byte-identical.
+func TestRecordUpdateRefusesTokenChange(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		db := b.open(t)
+		s := newStore(t, db)
+		tok, err := s.TokenCreate(ctx, "bound value", testPassword, 20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustCreateRecord(t, s, "tk_renametaken01", "raw")
+		const renamed = "tk_renamed000001"
+		id := rowOf(t, s, tok).GetID()
+		before := dbRawRows(t, db, b.name, s.GetVaultTableName())
+
+		renames := map[string]vaultstore.RecordInterface{
+			"SetToken":                  rowOf(t, s, tok).SetToken(renamed),
+			"SetToken with a value":     rowOf(t, s, tok).SetToken(renamed).SetValue("other"),
+			"SetToken onto a taken one": rowOf(t, s, tok).SetToken("tk_renametaken01"),
+			"caller's record":           fakeRecord{rowOf(t, s, tok), map[string]string{vaultstore.COLUMN_VAULT_TOKEN: renamed}},
+			"new record with the id":    vaultstore.NewRecord().SetID(id).SetToken(renamed),
+		}
+		for name, r := range renames {
+			err := s.RecordUpdate(ctx, r)
+			if !errors.Is(err, vaultstore.ErrValidationFailed) {
+				t.Errorf("%s: err = %v, want ErrValidationFailed", name, err)
+			}
+		}
+		if after := dbRawRows(t, db, b.name, s.GetVaultTableName()); !slices.Equal(before, after) {
+			t.Errorf("refused updates changed the table:\nbefore %q\n after %q", before, after)
+		}
+		if v, err := s.TokenRead(ctx, tok, testPassword); err != nil || v != "bound value" {
+			t.Errorf("TokenRead after refused renames = %q, %v", v, err)
+		}
+		if ok, err := s.TokenExists(ctx, renamed); ok || err != nil {
+			t.Errorf("TokenExists(renamed) = %v, %v", ok, err)
+		}
+
+		// Setting the token it already has changes nothing and is allowed,
+		// alone and alongside another column.
+		if err := s.RecordUpdate(ctx, rowOf(t, s, tok).SetToken(tok)); err != nil {
+			t.Errorf("SetToken to the same token: %v", err)
+		}
+		if err := s.RecordUpdate(ctx, rowOf(t, s, tok).SetToken(tok).SetExpiresAt("2999-01-01 00:00:00")); err != nil {
+			t.Errorf("SetToken to the same token with an expiry: %v", err)
+		}
+		if got := rowOf(t, s, tok); got.GetExpiresAt() != "2999-01-01 00:00:00" {
+			t.Errorf("expiry %q not written", got.GetExpiresAt())
+		}
+		if v, err := s.TokenRead(ctx, tok, testPassword); err != nil || v != "bound value" {
+			t.Errorf("TokenRead after same-token updates = %q, %v", v, err)
+		}
+	})
+}
+
+// callerRecord and callerQuery are a caller's own implementations; a nil
+// pointer to either is what a careless caller passes.
+type callerRecord struct{ vaultstore.RecordInterface }
+
+type callerQuery struct {
+	vaultstore.RecordQueryInterface
+}
+
+// noPanic runs call and returns a panic as an error, so that the caller
+// reports it on its own line and every case runs.
+func noPanic(call func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panicked: %v", p)
+		}
+	}()
+	return call()
+}
+
+// TestRecordMethodsRefuseTypedNil passes every method that takes a record or
+// a query an interface holding a nil pointer, which is not == nil: each
+// must return ErrValidationFailed, not panic.
+func TestRecordMethodsRefuseTypedNil(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	mustCreateRecord(t, s, "tk_typednil00001", "v")
+	// The library's query type is unexported; a zero value of it, taken
+	// from what RecordQuery returns, is the nil pointer a caller can hold.
+	ownQuery := reflect.Zero(reflect.TypeOf(vaultstore.RecordQuery())).Interface().(vaultstore.RecordQueryInterface)
+
+	records := map[string]vaultstore.RecordInterface{
+		"*vaultstore.Record": (*vaultstore.Record)(nil),
+		"caller's *record":   (*callerRecord)(nil),
+	}
+	for name, r := range records {
+		t.Run(name, func(t *testing.T) {
+			calls := map[string]func() error{
+				"RecordCreate":     func() error { return s.RecordCreate(ctx, r) },
+				"RecordUpdate":     func() error { return s.RecordUpdate(ctx, r) },
+				"RecordSoftDelete": func() error { return s.RecordSoftDelete(ctx, r) },
+			}
+			for method, call := range calls {
+				if err := noPanic(call); !errors.Is(err, vaultstore.ErrValidationFailed) {
+					t.Errorf("%s: err = %v, want ErrValidationFailed", method, err)
+				}
+			}
+		})
+	}
+	queries := map[string]vaultstore.RecordQueryInterface{
+		"library's query": ownQuery,
+		"caller's *query": (*callerQuery)(nil),
+	}
+	for name, q := range queries {
+		t.Run(name, func(t *testing.T) {
+			calls := map[string]func() error{
+				"RecordList":  func() error { _, err := s.RecordList(ctx, q); return err },
+				"RecordCount": func() error { _, err := s.RecordCount(ctx, q); return err },
+			}
+			for method, call := range calls {
+				if err := noPanic(call); !errors.Is(err, vaultstore.ErrValidationFailed) {
+					t.Errorf("%s: err = %v, want ErrValidationFailed", method, err)
+				}
+			}
+		})
+	}
+	if err := noPanic(ownQuery.Validate); !errors.Is(err, vaultstore.ErrValidationFailed) {
+		t.Errorf("Validate on a nil query: err = %v, want ErrValidationFailed", err)
+	}
+	if n, err := s.RecordCount(ctx, vaultstore.RecordQuery().SetSoftDeletedInclude(true)); n != 1 || err != nil {
+		t.Errorf("%d rows after refused calls, %v; want the 1 created", n, err)
+	}
+}
+
+// TestRecordUpdateNilDataChanged is a caller's record whose DataChanged
+// returns a nil map: the update refreshes updated_at and nothing else.
+func TestRecordUpdateNilDataChanged(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	r := mustCreateRecord(t, s, "tk_nilchanged001", "v")
+	err := noPanic(func() error { return s.RecordUpdate(ctx, fakeRecord{r, nil}) })
+	if err != nil {
+		t.Errorf("RecordUpdate with nil DataChanged: %v", err)
+	}
+	if got := rowOf(t, s, "tk_nilchanged001"); got.GetValue() != "v" {
+		t.Errorf("value %q after an update that changed nothing", got.GetValue())
+	}
 }
 
 func TestRecordDelete(t *testing.T) {

@@ -133,7 +133,7 @@ func (q *recordQuery) SetSoftDeletedInclude(include bool) RecordQueryInterface {
 // validateQuery checks a query through its interface only, so the same rules
 // hold for a caller's own implementation, whose Validate may be laxer.
 func validateQuery(q RecordQueryInterface) error {
-	if q == nil {
+	if isNil(q) {
 		return validationErrorf("query is nil")
 	}
 	if q.IsColumnsSet() {
@@ -212,7 +212,7 @@ func queryOrder(q RecordQueryInterface) (column string, desc bool) {
 // implementation of RecordQueryInterface could otherwise answer the
 // validation with one column name and the query with another.
 func checkedQuery(q RecordQueryInterface) (*recordQuery, error) {
-	if q == nil {
+	if isNil(q) {
 		return nil, validationErrorf("query is nil")
 	}
 	c := &recordQuery{}
