@@ -56,10 +56,13 @@ type ChangePasswordProgress struct {
 	// FromV1 and FromV2), NewStoreOptions.MinReadVersion can be raised.
 	FromV1, FromV2, FromV3 int
 	// Skipped records could not be examined: their value is malformed,
-	// damaged, in a format below MinReadVersion, or asks for Argon2
-	// parameters the store refuses. They are left byte-identical. Records
-	// that are intact but under another password are neither changed nor
-	// skipped.
+	// fails authentication, is in a format below MinReadVersion, or asks
+	// for Argon2 parameters the store refuses. They are left
+	// byte-identical. Records under another password are neither changed
+	// nor skipped, and so are values damaged in a way that looks exactly
+	// like another password (a v1 or v2 value that fails to open, a v3
+	// value whose key-feeding header fields or commitment are damaged);
+	// docs/rotation.md lists every case.
 	Skipped int
 	// Total is the number of records in the vault table when the rotation
 	// started, soft-deleted and expired ones included; with password
@@ -103,8 +106,9 @@ func (s *Store) TokensChangePassword(ctx context.Context, oldPassword, newPasswo
 //
 // At every moment each record opens with the old or the new password. After
 // a cancellation or a crash, nothing is lost: a new call with the same
-// passwords finishes the rest. The counts returned, also with an error, are
-// exact for what was committed. After a rotation to another password, the
+// passwords finishes the rest. The counts returned, also with an error,
+// cover every batch known to be committed (one whose COMMIT was cut off
+// may have been committed too). After a rotation to another password, the
 // keys of oldPassword are dropped from the store's cache.
 //
 // newPassword must meet the policy (ErrPasswordInvalid); oldPassword is not
