@@ -26,9 +26,9 @@ import (
 	"github.com/vaultstore/vaultstore"
 )
 
-// rebind turns ? placeholders into PostgreSQL's $n.
-func rebind(db *sql.DB, q string) string {
-	if !strings.Contains(fmt.Sprintf("%T", db.Driver()), "pgx") {
+// rebind turns ? placeholders into PostgreSQL's $n on s's database.
+func rebind(s *vaultstore.Store, q string) string {
+	if s.GetDbDriverName() != "postgres" {
 		return q
 	}
 	var b strings.Builder
@@ -47,7 +47,7 @@ func rebind(db *sql.DB, q string) string {
 // plant writes a live, never-expiring row holding stored under token.
 func plant(t testing.TB, s *vaultstore.Store, db *sql.DB, token, stored string) {
 	t.Helper()
-	mustExec(t, db, rebind(db, "INSERT INTO "+s.GetVaultTableName()+
+	mustExec(t, db, rebind(s, "INSERT INTO "+s.GetVaultTableName()+
 		" (id, vault_token, vault_value, created_at, updated_at, expires_at, soft_deleted_at) VALUES (?, ?, ?, ?, ?, ?, ?)"),
 		"planted"+strings.TrimPrefix(token, "tk_"), token, stored, "2026-01-01 00:00:00", "2026-01-01 00:00:00", vaultstore.MAX_DATETIME, vaultstore.MAX_DATETIME)
 }
@@ -55,7 +55,7 @@ func plant(t testing.TB, s *vaultstore.Store, db *sql.DB, token, stored string) 
 // plantIdentity writes a password identity row.
 func plantIdentity(t testing.TB, s *vaultstore.Store, db *sql.DB, id, value string) {
 	t.Helper()
-	mustExec(t, db, rebind(db, "INSERT INTO "+s.GetMetaTableName()+" (object_type, object_id, meta_key, meta_value) VALUES (?, ?, ?, ?)"),
+	mustExec(t, db, rebind(s, "INSERT INTO "+s.GetMetaTableName()+" (object_type, object_id, meta_key, meta_value) VALUES (?, ?, ?, ?)"),
 		vaultstore.OBJECT_TYPE_PASSWORD_IDENTITY, id, vaultstore.META_KEY_HASH, value)
 }
 
@@ -152,7 +152,7 @@ func TestAttackVaultSaltSetToIdentitySalt(t *testing.T) {
 		mustCustom(t, s, "tk_attack_first", "first", testPassword)
 		_, salts := metaBytes(t, s, db)
 		for i, salt := range salts {
-			mustExec(t, db, rebind(db, "UPDATE "+s.GetMetaTableName()+" SET meta_value = ? WHERE meta_key = ?"),
+			mustExec(t, db, rebind(s, "UPDATE "+s.GetMetaTableName()+" SET meta_value = ? WHERE meta_key = ?"),
 				base64.URLEncoding.EncodeToString(salt), vaultstore.META_KEY_VAULT_SALT)
 			fresh := reopen(t, s, vaultstore.NewStoreOptions{DB: db, CryptoConfig: testCrypto(), PasswordIdentityEnabled: true})
 			token := fmt.Sprintf("tk_attack_after%02d", i)
@@ -203,7 +203,7 @@ func TestAttackCheapParametersRefused(t *testing.T) {
 	withIDs := newStore(t, db2, identities, func(o *vaultstore.NewStoreOptions) { o.CryptoConfig = vaultstore.DefaultCryptoConfig() })
 	plantIdentity(t, withIDs, db2, "p_cheap_legacy", vaultstore.IdentityValue(testPassword, salt, 1, 8, 1, true))
 	plantIdentity(t, withIDs, db2, "p_cheap_current", vaultstore.IdentityValue(testPassword, salt, 1, 8, 1, false))
-	mustExec(t, db2, rebind(db2, "INSERT INTO "+withIDs.GetMetaTableName()+" (object_type, object_id, meta_key, meta_value) VALUES (?, ?, ?, ?)"),
+	mustExec(t, db2, rebind(withIDs, "INSERT INTO "+withIDs.GetMetaTableName()+" (object_type, object_id, meta_key, meta_value) VALUES (?, ?, ?, ?)"),
 		vaultstore.OBJECT_TYPE_RECORD, "r_plantedattack_cheap", vaultstore.META_KEY_PASSWORD_ID, "p_cheap_legacy")
 	plant(t, withIDs, db2, "tk_attack_cheap", stored)
 	if _, err := withIDs.TokensChangePassword(ctx, testPassword, "the next password, long enough"); !errors.Is(err, vaultstore.ErrInvalidPassword) {

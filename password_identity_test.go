@@ -3,7 +3,9 @@ package vaultstore
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -124,4 +126,38 @@ func TestIdentityInsertOfTakenToken(t *testing.T) {
 	if err := s.createToken(ctx, "tk_taken00000001", "second", pw, MAX_DATETIME); !errors.Is(err, ErrTokenAlreadyExists) {
 		t.Fatalf("second insert of a token = %v, want ErrTokenAlreadyExists", err)
 	}
+}
+
+// BenchmarkIdentityLookup100 finds one password's identity among 100 in a
+// process that has not seen the password yet (the identity cache is
+// emptied each time, the key cache too): it reports the Argon2id
+// derivations per lookup, which must stay at one however many identities
+// there are.
+func BenchmarkIdentityLookup100(b *testing.B) {
+	ctx := context.Background()
+	db, err := sql.Open("sqlite", ":memory:")
+	if err != nil {
+		b.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	b.Cleanup(func() { db.Close() })
+	s, err := NewStore(NewStoreOptions{VaultTableName: "v", VaultMetaTableName: "m", DB: db, AutomigrateEnabled: true,
+		CryptoConfig: &CryptoConfig{Iterations: 1, Memory: 1 << 10, Parallelism: 1, KeyLength: 32, SaltSize: 16, NonceSize: 12, TagSize: 16}, PasswordIdentityEnabled: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range 100 {
+		if _, err := s.TokenCreate(ctx, "v", fmt.Sprintf("password number %03d, long", i), 20); err != nil {
+			b.Fatal(err)
+		}
+	}
+	before := s.keys.derivations.Load()
+	for b.Loop() {
+		s.identityIDs.purge()
+		s.keys.cache.purge()
+		if _, err := s.identityFor(ctx, "password number 057, long"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(s.keys.derivations.Load()-before)/float64(b.N), "derivations/op")
 }
