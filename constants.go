@@ -87,6 +87,10 @@ const (
 // second key derivation per password.
 const META_KEY_VAULT_SALT = "v3_vault_salt"
 
+// META_KEY_ROOT_KEY is the vault setting that holds the vault's KMS root
+// key, wrapped by NewStoreOptions.KeyWrapper, with the vault salt it serves.
+const META_KEY_ROOT_KEY = "v3_root_key"
+
 // Sizes of the v2 format and the default Argon2id parameters, as published
 // by the original VaultStore.
 const (

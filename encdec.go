@@ -36,7 +36,8 @@
 //	bytes:   1   1   4 (BE)       4 (BE)       1             1    16           16            12   = 56
 //	commitment 32 bytes, tag 16 bytes
 //
-//	KEK        = Argon2id(password, vault salt, iterations, memory, parallelism, 32)
+//	KEK        = Argon2id(password, vault salt, iterations, memory, parallelism, 32)    KDF 1
+//	KEK        = HKDF(salt = root, Argon2id(…), "vaultstore v3 root kek")          KDF 2 (mixRoot)
 //	PRK        = HKDF-Extract(SHA-256, salt = record salt, ikm = KEK)
 //	key        = HKDF-Expand(PRK, "vaultstore v3 enc", 32)
 //	commitment = HKDF-Expand(PRK, "vaultstore v3 commit", 32)
@@ -88,12 +89,14 @@ const v1KeyLen = 40 + 64 + 64 + 32
 // encoding without that showing.
 var b64 = base64.URLEncoding.Strict()
 
-// argon2Params are the inputs of one Argon2id derivation.
+// argon2Params are the inputs of one Argon2id derivation, and for a v3
+// KEK whether it is mixed with the vault's root key (KDF 2).
 type argon2Params struct {
 	Iterations  uint32
 	MemoryKiB   uint32
 	Parallelism uint8
 	KeyLength   uint32
+	Root        bool
 }
 
 // paramsFromConfig expects a configuration that validateCryptoConfig
@@ -383,7 +386,8 @@ func valueVersion(stored string) (string, error) {
 // v3 layout. The sizes are fixed by the format, not by CryptoConfig.
 const (
 	v3Version     = 3
-	v3KDFArgon2id = 1
+	v3KDFArgon2id = 1 // KEK = Argon2id(password, vault salt)
+	v3KDFRooted   = 2 // KEK = that, mixed with the vault's KMS root key
 	v3KeyLen      = 32
 	v3SaltLen     = 16
 	v3NonceLen    = 12
@@ -400,7 +404,25 @@ const (
 	labelV3Encrypt        = "vaultstore v3 enc"
 	labelV3Commit         = "vaultstore v3 commit"
 	labelIdentityVerifier = "vaultstore identity verifier"
+	labelRootKEK          = "vaultstore v3 root kek"
 )
+
+// mixRoot is the KEK of a KDF-2 value: the Argon2id key of the password
+// and the vault's root key, neither of which opens anything alone.
+//
+//	KEK = HKDF-Expand(HKDF-Extract(SHA-256, salt = root, ikm = Argon2id key), "vaultstore v3 root kek", 32)
+func mixRoot(root, argonKey []byte) ([]byte, error) {
+	prk, err := hkdf.Extract(sha256.New, argonKey, root)
+	if err != nil {
+		return nil, fmt.Errorf("vaultstore: HKDF extract: %w", err)
+	}
+	defer clear(prk)
+	kek, err := hkdf.Expand(sha256.New, prk, labelRootKEK, v3KeyLen)
+	if err != nil {
+		return nil, fmt.Errorf("vaultstore: HKDF expand: %w", err)
+	}
+	return kek, nil
+}
 
 // v3Params are the Argon2id parameters a v3 value is written with: those of
 // cfg, with the KEK length the format fixes.
@@ -469,6 +491,9 @@ func encryptV3(plaintext, token string, kek []byte, p argon2Params, vaultSalt []
 	buf := make([]byte, v3HeaderLen+v3CommitLen, v3HeaderLen+v3CommitLen+len(plaintext)+v3TagLen)
 	buf[0] = v3Version
 	buf[1] = v3KDFArgon2id
+	if p.Root {
+		buf[1] = v3KDFRooted
+	}
 	binary.BigEndian.PutUint32(buf[2:], p.Iterations)
 	binary.BigEndian.PutUint32(buf[6:], p.MemoryKiB)
 	buf[10] = p.Parallelism
@@ -525,7 +550,7 @@ func parseV3(stored string) (v3Value, error) {
 	if raw[0] != v3Version {
 		return v3Value{}, decryptionErrorf("v3 value has version byte %d", raw[0])
 	}
-	if raw[1] != v3KDFArgon2id {
+	if raw[1] != v3KDFArgon2id && raw[1] != v3KDFRooted {
 		return v3Value{}, decryptionErrorf("v3 value names unknown KDF %d", raw[1])
 	}
 	p := argon2Params{
@@ -533,6 +558,7 @@ func parseV3(stored string) (v3Value, error) {
 		MemoryKiB:   binary.BigEndian.Uint32(raw[6:]),
 		Parallelism: raw[10],
 		KeyLength:   uint32(raw[11]),
+		Root:        raw[1] == v3KDFRooted,
 	}
 	if err := checkArgon2Bounds(p); err != nil {
 		return v3Value{}, err

@@ -1050,13 +1050,17 @@ func TestV3RoundTrip(t *testing.T) {
 // format description alone, with x/crypto and the standard library's
 // primitives and HKDF spelled out with HMAC (RFC 5869), no package code.
 // It returns the plaintext and the header's Argon2id parameters.
-func openV3Independently(t *testing.T, stored, password, token string) (plaintext string, iterations, memory uint32, parallelism uint8) {
+func openV3Independently(t *testing.T, stored, password, token string, root []byte) (plaintext string, iterations, memory uint32, parallelism uint8) {
 	t.Helper()
 	raw, err := base64.URLEncoding.DecodeString(strings.TrimPrefix(stored, "v3:"))
 	if err != nil || !strings.HasPrefix(stored, "v3:") {
 		t.Fatalf("not a v3 value: %v", err)
 	}
-	if len(raw) < 56+32+16 || raw[0] != 3 || raw[1] != 1 || raw[11] != 32 {
+	kdf := byte(1)
+	if root != nil {
+		kdf = 2
+	}
+	if len(raw) < 56+32+16 || raw[0] != 3 || raw[1] != kdf || raw[11] != 32 {
 		t.Fatalf("header bytes % x", raw[:min(len(raw), 12)])
 	}
 	iterations = binary.BigEndian.Uint32(raw[2:6])
@@ -1070,6 +1074,9 @@ func openV3Independently(t *testing.T, stored, password, token string) (plaintex
 			m.Write(p)
 		}
 		return m.Sum(nil)
+	}
+	if root != nil {
+		kek = hmacSum(hmacSum(root, kek), []byte("vaultstore v3 root kek"), []byte{1})
 	}
 	prk := hmacSum(recordSalt, kek)                                   // Extract
 	encKey := hmacSum(prk, []byte("vaultstore v3 enc"), []byte{1})    // Expand, one block
@@ -1095,7 +1102,7 @@ func openV3Independently(t *testing.T, stored, password, token string) (plaintex
 
 func TestV3IndependentDecoder(t *testing.T) {
 	stored, _ := v3TestValue(t, "the plaintext", "pw", "tk_independent", rand.Reader)
-	pt, iterations, memory, parallelism := openV3Independently(t, stored, "pw", "tk_independent")
+	pt, iterations, memory, parallelism := openV3Independently(t, stored, "pw", "tk_independent", nil)
 	if pt != "the plaintext" || iterations != 1 || memory != 8 || parallelism != 1 {
 		t.Fatalf("independent decoder: %q t=%d m=%d p=%d", pt, iterations, memory, parallelism)
 	}
@@ -1111,6 +1118,7 @@ type v3Vector struct {
 	MemoryKiB   uint32 `json:"memory_kib"`
 	Parallelism uint8  `json:"parallelism"`
 	VaultSalt   string `json:"vault_salt_hex"`
+	Root        string `json:"root_key_hex,omitempty"` // KDF 2: the vault's root key
 	StoredValue string `json:"stored_value"`
 }
 
@@ -1121,6 +1129,21 @@ var v3VectorInputs = []v3Vector{
 	{Label: "empty value, empty password", Password: "", Token: "tk_emptyvalue0001", Plaintext: "", Iterations: 1, MemoryKiB: 8, Parallelism: 1, VaultSalt: strings.Repeat("00", 16)},
 	{Label: "unicode, custom token", Password: "pässwörd-🔑", Token: "user:42/api-key", Plaintext: "Grüße, 世界! 🔐", Iterations: 2, MemoryKiB: 64, Parallelism: 2, VaultSalt: "000102030405060708090a0b0c0d0e0f"},
 	{Label: "DefaultCryptoConfig parameters", Password: "correct horse battery staple", Token: "tk_defaultparams01", Plaintext: "default parameters", Iterations: 3, MemoryKiB: 64 * 1024, Parallelism: 4, VaultSalt: "f0e1d2c3b4a5968778695a4b3c2d1e0f"},
+	{Label: "bound to a KMS root (KDF 2)", Password: "known answer password", Token: "tk_rootbound0001", Plaintext: "needs the root too", Iterations: 1, MemoryKiB: 8, Parallelism: 1, VaultSalt: strings.Repeat("5a", 16), Root: "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"},
+	{Label: "KDF 2, unicode", Password: "pässwörd-🔑", Token: "user:42/api-key", Plaintext: "Grüße, 世界! 🔐", Iterations: 2, MemoryKiB: 64, Parallelism: 2, VaultSalt: "000102030405060708090a0b0c0d0e0f", Root: strings.Repeat("ff", 32)},
+}
+
+// rootOf is a vector's root key, nil for KDF 1.
+func rootOf(t *testing.T, v v3Vector) []byte {
+	t.Helper()
+	if v.Root == "" {
+		return nil
+	}
+	root, err := hex.DecodeString(v.Root)
+	if err != nil || len(root) != 32 {
+		t.Fatalf("root %q: %v", v.Root, err)
+	}
+	return root
 }
 
 // TestWriteV3Vectors regenerates testdata/v3_vectors.json when
@@ -1154,7 +1177,14 @@ func sealV3Vector(t *testing.T, v v3Vector) string {
 		t.Fatal(err)
 	}
 	p := argon2Params{Iterations: v.Iterations, MemoryKiB: v.MemoryKiB, Parallelism: v.Parallelism, KeyLength: v3KeyLen}
-	stored, err := encryptV3(v.Plaintext, v.Token, deriveArgon2id(v.Password, salt, p), p, salt, &countingReader{})
+	kek := deriveArgon2id(v.Password, salt, p)
+	if root := rootOf(t, v); root != nil {
+		p.Root = true
+		if kek, err = mixRoot(root, kek); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stored, err := encryptV3(v.Plaintext, v.Token, kek, p, salt, &countingReader{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1180,11 +1210,17 @@ func TestV3Vectors(t *testing.T) {
 	}
 	for _, v := range file.Vectors {
 		t.Run(v.Label, func(t *testing.T) {
-			pt, iterations, memory, parallelism := openV3Independently(t, v.StoredValue, v.Password, v.Token)
+			pt, iterations, memory, parallelism := openV3Independently(t, v.StoredValue, v.Password, v.Token, rootOf(t, v))
 			if pt != v.Plaintext || iterations != v.Iterations || memory != v.MemoryKiB || parallelism != v.Parallelism {
 				t.Errorf("independent decoder: %q t=%d m=%d p=%d", pt, iterations, memory, parallelism)
 			}
-			got, err := decryptValue(v.StoredValue, v.Password, v.Token, tinyConfig(), anyParams, deriveDirect, deriveDirect)
+			keys := keySource(deriveDirect)
+			if root := rootOf(t, v); root != nil {
+				keys = keyFunc(func(password string, salt []byte, p argon2Params) ([]byte, error) {
+					return mixRoot(root, deriveArgon2id(password, salt, p))
+				})
+			}
+			got, err := decryptValue(v.StoredValue, v.Password, v.Token, tinyConfig(), anyParams, keys, keys)
 			if err != nil || got != v.Plaintext {
 				t.Errorf("decryptValue = %q, %v", got, err)
 			}
@@ -1267,7 +1303,7 @@ func TestV3RefusesCostlyParameters(t *testing.T) {
 		"memory below 8p":  func(b []byte) { b[10] = 4; binary.BigEndian.PutUint32(b[6:], 31) },
 		"key length 16":    func(b []byte) { b[11] = 16 },
 		"version byte 4":   func(b []byte) { b[0] = 4 },
-		"kdf 2":            func(b []byte) { b[1] = 2 },
+		"kdf 3":            func(b []byte) { b[1] = 3 },
 		"truncated header": nil,
 	}
 	for name, mutate := range cases {

@@ -39,6 +39,13 @@ var (
 	// value is not decrypted.
 	ErrTokenExpired = errors.New("vaultstore: token expired")
 
+	// ErrKeyUnavailable is returned when a value is bound to the vault's
+	// KMS root key and the root cannot be had: the store has no KeyWrapper,
+	// the KeyWrapper fails or cannot unwrap the stored root (another KMS
+	// key), or the root was destroyed. The password may well be right.
+	// Nothing is written when a write meets it.
+	ErrKeyUnavailable = errors.New("vaultstore: key unavailable")
+
 	// ErrPasswordInvalid is returned when a password given for a write breaks
 	// the store's password policy (NewStoreOptions.PasswordMinLength and the
 	// character-class options). Reads never apply the policy.

@@ -14,6 +14,7 @@ import (
 	_ "github.com/glebarez/sqlite" // the pure-Go SQLite driver, registered as "sqlite"
 
 	"github.com/vaultstore/vaultstore"
+	"gocloud.dev/secrets/localsecrets"
 )
 
 // The README's first example: open SQLite, create a store, store a secret
@@ -279,4 +280,60 @@ func Example_errors() {
 	// taken token: true
 	// weak password: true
 	// bad input: true
+}
+
+// Keys rooted in a key-management service: values need the password and
+// the vault's root key, which only the KMS can unwrap. In production the
+// Keeper comes from a URL, for AWS KMS
+// secrets.OpenKeeper(ctx, "awskms://alias/vaultstore?region=eu-west-1")
+// with a blank import of gocloud.dev/secrets/awskms; here a local key
+// stands in.
+func Example_keyWrapper() {
+	ctx := context.Background()
+	key, err := localsecrets.NewRandomKey()
+	if err != nil {
+		log.Fatal(err)
+	}
+	keeper := localsecrets.NewKeeper(key)
+	defer keeper.Close()
+
+	db, err := sql.Open("sqlite", ":memory:")
+	if err != nil {
+		log.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	store, err := vaultstore.NewStore(vaultstore.NewStoreOptions{
+		VaultTableName:     "vault",
+		VaultMetaTableName: "vault_meta",
+		DB:                 db,
+		AutomigrateEnabled: true,
+		CryptoConfig:       vaultstore.LightweightCryptoConfig(),
+		KeyWrapper:         keeper,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	const password = "correct horse battery staple"
+	token, err := store.TokenCreate(ctx, "sk_live_123", password, 20)
+	if err != nil {
+		log.Fatal(err)
+	}
+	value, err := store.TokenRead(ctx, token, password)
+	fmt.Println(value, err)
+
+	// After the KMS key is rotated, one call re-encrypts the root; no value
+	// is touched.
+	fmt.Println(store.RewrapRoot(ctx))
+
+	// The same database and password without the KMS open nothing.
+	without, err := vaultstore.NewStore(vaultstore.NewStoreOptions{VaultTableName: "vault", VaultMetaTableName: "vault_meta", DB: db})
+	if err != nil {
+		log.Fatal(err)
+	}
+	_, err = without.TokenRead(ctx, token, password)
+	fmt.Println(errors.Is(err, vaultstore.ErrKeyUnavailable))
+	// Output:
+	// sk_live_123 <nil>
+	// <nil>
+	// true
 }

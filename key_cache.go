@@ -42,6 +42,9 @@ func (k keyCacheKey) flight() string {
 	b = binary.BigEndian.AppendUint32(b, k.params.MemoryKiB)
 	b = append(b, k.params.Parallelism)
 	b = binary.BigEndian.AppendUint32(b, k.params.KeyLength)
+	if k.params.Root {
+		b = append(b, 'r')
+	}
 	b = append(b, k.password[:]...)
 	return string(append(b, k.salt...))
 }
@@ -144,6 +147,29 @@ func (d *keyDeriver) derive(ctx context.Context, password string, salt []byte, p
 	}
 }
 
+// deriveRooted returns the KEK of a KDF-2 value: from the cache, or the
+// password's Argon2id key (cached or derived) mixed with the root that
+// root returns. A warm read costs what a KDF-1 read does; a cold one, one
+// Argon2id and whatever root costs (one KMS call per process).
+func (d *keyDeriver) deriveRooted(ctx context.Context, password string, salt []byte, p argon2Params, root func() ([]byte, error)) (key []byte, fresh bool, err error) {
+	if key, ok := d.cache.get(d.cacheKey(password, salt, p), bytes.Clone); ok {
+		return key, false, nil
+	}
+	r, err := root()
+	if err != nil {
+		return nil, false, err
+	}
+	base := p
+	base.Root = false
+	k, _, err := d.derive(ctx, password, salt, base)
+	if err != nil {
+		return nil, false, err
+	}
+	defer clear(k)
+	kek, err := mixRoot(r, k)
+	return kek, true, err
+}
+
 // remember caches key for password, salt and p once it has been shown
 // right: a v3 value's commitment matched it, a value opened with it, an
 // identity verifier matched it, or a write made it. It keeps its own copy.
@@ -190,14 +216,29 @@ type keySource interface {
 }
 
 // cachedKeys serves keys from the store's cache and fills it with the
-// keys that prove right.
+// keys that prove right. root gives the vault's root key for a vault salt,
+// for KDF-2 values; nil means the store has none.
 type cachedKeys struct {
-	ctx context.Context
-	d   *keyDeriver
+	ctx   context.Context
+	d     *keyDeriver
+	roots rootSource
+}
+
+// rootSource gives the vault's root key for values under a vault salt.
+type rootSource interface {
+	rootFor(ctx context.Context, vaultSalt []byte) ([]byte, error)
 }
 
 func (c cachedKeys) key(password string, salt []byte, p argon2Params) ([]byte, bool, error) {
-	return c.d.derive(c.ctx, password, salt, p)
+	if !p.Root {
+		return c.d.derive(c.ctx, password, salt, p)
+	}
+	return c.d.deriveRooted(c.ctx, password, salt, p, func() ([]byte, error) {
+		if c.roots == nil {
+			return nil, errNoKeyWrapper
+		}
+		return c.roots.rootFor(c.ctx, salt)
+	})
 }
 
 func (c cachedKeys) keep(password string, salt []byte, p argon2Params, key []byte) {

@@ -8,6 +8,7 @@ import (
 	"crypto/subtle"
 	"database/sql"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -21,12 +22,12 @@ import (
 // password's records. In the meta table:
 //
 //	object_type        object_id          meta_key      meta_value
-//	password_identity  p_<32 digits>      hash          $vaultstore-identity$v=2$m=…,t=…,p=…$<salt>$<verifier>
+//	password_identity  p_<32 digits>      hash          $vaultstore-identity$v=2$m=…,t=…,p=…[,k=2]$<salt>$<verifier>
 //	record             r_<record id>      password_id   p_<32 digits>
 //
 // The verifier never is a key: it is
 //
-//	K        = Argon2id(password, salt, t, m, p, 32)
+//	K        = Argon2id(password, salt, t, m, p, 32), mixed with the vault's root key when k=2 (mixRoot)
 //	verifier = HKDF-Expand(HKDF-Extract(SHA-256, salt = "", ikm = K), "vaultstore identity verifier", 32)
 //
 // New identities take the vault salt and the store's parameters, so K is
@@ -76,7 +77,11 @@ type storedIdentity struct {
 }
 
 func formatIdentity(p argon2Params, salt, verifier []byte) string {
-	return fmt.Sprintf("%sm=%d,t=%d,p=%d$%s$%s", identityPrefixV2, p.MemoryKiB, p.Iterations, p.Parallelism, phcB64.EncodeToString(salt), phcB64.EncodeToString(verifier))
+	kdf := ""
+	if p.Root {
+		kdf = fmt.Sprintf(",k=%d", v3KDFRooted)
+	}
+	return fmt.Sprintf("%sm=%d,t=%d,p=%d%s$%s$%s", identityPrefixV2, p.MemoryKiB, p.Iterations, p.Parallelism, kdf, phcB64.EncodeToString(salt), phcB64.EncodeToString(verifier))
 }
 
 // parseIdentity reads either stored form, within the ceilings that bound v3
@@ -97,7 +102,7 @@ func parseIdentity(s string) (storedIdentity, error) {
 	if len(parts) != 3 {
 		return storedIdentity{}, decryptionErrorf("password identity does not have parameters, salt and hash")
 	}
-	var seen [3]bool
+	var seen [4]bool
 	for _, kv := range strings.Split(parts[0], ",") {
 		k, v, ok := strings.Cut(kv, "=")
 		n, err := strconv.ParseUint(v, 10, 32)
@@ -115,6 +120,12 @@ func parseIdentity(s string) (storedIdentity, error) {
 				return storedIdentity{}, decryptionErrorf("password identity parallelism %d is too large", n)
 			}
 			i, id.params.Parallelism = 2, uint8(n)
+		case "k":
+			// The KDF, as in a v3 header: 2 mixes in the vault's root key.
+			if id.legacy || n != v3KDFRooted {
+				return storedIdentity{}, decryptionErrorf("password identity names an unknown KDF")
+			}
+			i, id.params.Root = 3, true
 		default:
 			return storedIdentity{}, decryptionErrorf("password identity has an unknown parameter")
 		}
@@ -123,7 +134,7 @@ func parseIdentity(s string) (storedIdentity, error) {
 		}
 		seen[i] = true
 	}
-	if seen != [3]bool{true, true, true} {
+	if !seen[0] || !seen[1] || !seen[2] {
 		return storedIdentity{}, decryptionErrorf("password identity lacks a parameter")
 	}
 	salt, err1 := phcB64.DecodeString(parts[1])
@@ -221,8 +232,12 @@ func (s *Store) identitiesOf(ctx context.Context, password string, dryRun bool) 
 	}
 
 	var ids []string
+	keys := cachedKeys{ctx, s.keys, s}
 	for _, g := range groups {
-		k, fresh, err := s.keys.derive(ctx, password, g.salt, g.params)
+		k, fresh, err := keys.key(password, g.salt, g.params)
+		if errors.Is(err, ErrKeyUnavailable) {
+			continue // bound to a root this store cannot have: matches nothing
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -266,19 +281,11 @@ func (s *Store) identitiesOf(ctx context.Context, password string, dryRun bool) 
 // writes it: under the vault salt and the store's parameters, so that its K
 // is the KEK that writes the password's values.
 func (s *Store) newIdentityValue(ctx context.Context, password string) (string, error) {
-	salt, err := s.vaultSaltForWrite(ctx)
-	if err != nil {
-		return "", err
-	}
-	p := v3Params(&s.crypto)
-	k, fresh, err := s.keys.derive(ctx, password, salt, p)
+	k, salt, p, err := s.writeKEK(ctx, password)
 	if err != nil {
 		return "", err
 	}
 	defer clear(k)
-	if fresh {
-		s.keys.remember(password, salt, p, k)
-	}
 	verifier, err := identityVerifier(k)
 	if err != nil {
 		return "", err

@@ -178,7 +178,7 @@ func (s *Store) newRotation(ctx context.Context, oldPassword, newPassword string
 		case err != nil:
 			return nil, err
 		default:
-			p := v3Params(&s.crypto)
+			p := s.writeParams()
 			r.current = func(stored string) bool {
 				v, err := parseV3(stored)
 				return err == nil && v.params == p && bytes.Equal(v.vaultSalt, salt)

@@ -10,33 +10,53 @@ import (
 // encrypt seals value for token in the store's write format.
 func (s *Store) encrypt(ctx context.Context, value, password, token string) (string, error) {
 	if s.writeVersion == ENCRYPTION_VERSION_V2 {
+		if err := s.checkNoRoot(ctx); err != nil {
+			return "", err
+		}
 		// Every v2 value has its own salt, so its key is derived afresh;
 		// it goes through the deriver for its bounds only.
 		return encryptV2With(value, password, &s.crypto, randReader, uncachedKeys{ctx, s.keys})
 	}
-	salt, err := s.vaultSaltForWrite(ctx)
-	if err != nil {
-		return "", err
-	}
-	p := v3Params(&s.crypto)
-	kek, fresh, err := s.keys.derive(ctx, password, salt, p)
+	kek, salt, p, err := s.writeKEK(ctx, password)
 	if err != nil {
 		return "", err
 	}
 	defer clear(kek)
+	return encryptV3(value, token, kek, p, salt, randReader)
+}
+
+// writeKEK returns the KEK that v3 values of password are written under,
+// with its vault salt and parameters, making the salt and the root on first
+// use. The caller clears the KEK.
+func (s *Store) writeKEK(ctx context.Context, password string) (kek, salt []byte, p argon2Params, err error) {
+	p = s.writeParams()
+	var fresh bool
+	if p.Root {
+		var root []byte
+		if salt, root, err = s.rootForWrite(ctx); err == nil {
+			kek, fresh, err = s.keys.deriveRooted(ctx, password, salt, p, func() ([]byte, error) { return root, nil })
+		}
+	} else if err = s.checkNoRoot(ctx); err == nil {
+		if salt, err = s.vaultSaltForWrite(ctx); err == nil {
+			kek, fresh, err = s.keys.derive(ctx, password, salt, p)
+		}
+	}
+	if err != nil {
+		return nil, nil, p, err
+	}
 	if fresh {
 		// A write makes the key right by definition: every value this
 		// password writes will need it.
 		s.keys.remember(password, salt, p, kek)
 	}
-	return encryptV3(value, token, kek, p, salt, randReader)
+	return kek, salt, p, nil
 }
 
 // decrypt opens a stored value of any supported format. Keys come from the
 // store's cache, so a v3 value costs a derivation only for the first
 // password and vault salt it meets.
 func (s *Store) decrypt(ctx context.Context, stored, password, token string) (string, error) {
-	keys := cachedKeys{ctx, s.keys}
+	keys := cachedKeys{ctx, s.keys, s}
 	return decryptValue(stored, password, token, &s.crypto, s.read, keys, keys)
 }
 
@@ -44,7 +64,14 @@ func (s *Store) decrypt(ctx context.Context, stored, password, token string) (st
 // one per value, bypass the cache so that they do not evict the v3 keys
 // that serve the application.
 func (s *Store) decryptOnce(ctx context.Context, stored, password, token string) (string, error) {
-	return decryptValue(stored, password, token, &s.crypto, s.read, uncachedKeys{ctx, s.keys}, cachedKeys{ctx, s.keys})
+	return decryptValue(stored, password, token, &s.crypto, s.read, uncachedKeys{ctx, s.keys}, cachedKeys{ctx, s.keys, s})
+}
+
+// writeParams are the parameters of the v3 values the store writes.
+func (s *Store) writeParams() argon2Params {
+	p := v3Params(&s.crypto)
+	p.Root = s.bindsRoot()
+	return p
 }
 
 // vaultSaltForWrite returns the vault's v3 salt, making it on first use.

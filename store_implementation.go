@@ -54,6 +54,15 @@ type Store struct {
 	saltMu    ctxMutex
 	vaultSalt atomic.Pointer[[]byte]
 
+	// wrapper, when set, roots v3 keys in a KMS; root holds the unwrapped
+	// root once read or made, rootMu serialises that, and noRoot records
+	// that a store without a wrapper found no root to refuse writes for.
+	wrapper     KeyWrapper
+	rootRetired bool
+	rootMu      ctxMutex
+	root        atomic.Pointer[vaultRoot]
+	noRoot      atomic.Bool
+
 	// identityIDs maps password fingerprints to identity ids once found
 	// or made; identityMu serialises making them within the process.
 	identityMu  ctxMutex

@@ -59,6 +59,9 @@ func NewStore(opts NewStoreOptions) (*Store, error) {
 	default:
 		return nil, validationErrorf("EncryptionVersion %q is not %q or %q", opts.EncryptionVersion, ENCRYPTION_VERSION_V3, ENCRYPTION_VERSION_V2)
 	}
+	if opts.KeyWrapper != nil && writeVersion == ENCRYPTION_VERSION_V2 && !opts.RootKeyRetired {
+		return nil, validationErrorf("KeyWrapper binds v3 values only; EncryptionVersion %q would write values without the root", writeVersion)
+	}
 	read, err := newReadPolicy(opts, crypto, writeVersion)
 	if err != nil {
 		return nil, err
@@ -138,6 +141,8 @@ func NewStore(opts NewStoreOptions) (*Store, error) {
 		identityIDs:             newLRU[[32]byte, string](maxRememberedIdentities, nil),
 		parallelThreshold:       threshold,
 		passwordIdentityEnabled: opts.PasswordIdentityEnabled,
+		wrapper:                 opts.KeyWrapper,
+		rootRetired:             opts.RootKeyRetired,
 		policy: passwordPolicy{
 			allowEmpty:       opts.PasswordAllowEmpty,
 			minLength:        minLength,

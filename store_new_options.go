@@ -99,6 +99,25 @@ type NewStoreOptions struct {
 	MinArgon2Iterations int
 	MinArgon2Memory     int
 
+	// KeyWrapper, when set, roots the store's keys in a key-management
+	// service: the vault gets a 32-byte random root key, stored only as
+	// KeyWrapper.Encrypt wrapped it, and every v3 value written is bound to
+	// both the password and the root, so that a copy of the database and
+	// the password open nothing without the KMS. The root is unwrapped once
+	// per process; no KMS call is made per value. Values written before a
+	// wrapper was set keep opening; TokensChangePassword(pw, pw) binds them
+	// to the root. Losing the KMS key loses every value bound to it. See
+	// KeyWrapper, RewrapRoot, DestroyRoot and docs/encryption.md.
+	KeyWrapper KeyWrapper
+
+	// RootKeyRetired is the way back: the store reads values bound to the
+	// root (with KeyWrapper) but writes new ones bound to the password
+	// alone, and TokensChangePassword(pw, pw) unbinds the rest. Without it,
+	// a store with no KeyWrapper refuses to write to a vault that has a
+	// root (ErrKeyUnavailable), so a missing setting cannot silently
+	// weaken new values.
+	RootKeyRetired bool
+
 	// ParallelThreshold is the record count above which bulk work, such as
 	// TokensChangePassword, spreads key derivations over a worker pool.
 	// Zero means the library default.
