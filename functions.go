@@ -12,6 +12,9 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 )
 
 // timestampLayout is how every timestamp is stored and returned: UTC, to the
@@ -177,60 +180,33 @@ func forEachParallel(ctx context.Context, n int, fn func(ctx context.Context, i 
 	if n == 1 {
 		return fn(ctx, 0)
 	}
-	workers := min(runtime.GOMAXPROCS(0), n)
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var (
-		next     = make(chan int)
-		once     sync.Once
-		firstErr error
-		wg       sync.WaitGroup
-	)
-	for range workers {
-		wg.Go(func() {
-			for i := range next {
-				if err := fn(ctx, i); err != nil {
-					once.Do(func() { firstErr = err; cancel(err) })
-				}
-			}
-		})
-	}
-feed:
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0))
 	for i := range n {
-		select {
-		case next <- i:
-		case <-ctx.Done():
-			break feed
+		if gctx.Err() != nil {
+			break
 		}
+		g.Go(func() error { return fn(gctx, i) })
 	}
-	close(next)
-	wg.Wait()
-	if firstErr != nil {
-		return firstErr
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	return ctx.Err()
 }
 
-// ctxMutex is a mutex whose Lock gives up when a context ends: the store's
-// one-time set-ups (meta table, vault salt, password identities) query the
-// database or derive keys while holding it, and a caller waiting behind
-// them must be able to leave. Its zero value is unlocked.
+// ctxMutex is a mutex whose lock gives up when a context ends: the store's
+// one-time set-ups (meta table, vault salt, root key, password identities)
+// query the database or derive keys while holding it, and a caller waiting
+// behind them must be able to leave. Its zero value is unlocked.
 type ctxMutex struct {
 	once sync.Once
-	ch   chan struct{}
+	sem  *semaphore.Weighted
 }
-
-func (m *ctxMutex) init() { m.once.Do(func() { m.ch = make(chan struct{}, 1) }) }
 
 // lock waits for the mutex or for ctx to end.
 func (m *ctxMutex) lock(ctx context.Context) error {
-	m.init()
-	select {
-	case m.ch <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	m.once.Do(func() { m.sem = semaphore.NewWeighted(1) })
+	return m.sem.Acquire(ctx, 1)
 }
 
-func (m *ctxMutex) unlock() { <-m.ch }
+func (m *ctxMutex) unlock() { m.sem.Release(1) }
