@@ -337,3 +337,48 @@ func Example_keyWrapper() {
 	// <nil>
 	// true
 }
+
+// A token created for a new customer commits or rolls back with the
+// customer's row: the store bound to the application's transaction runs
+// every call inside it.
+func ExampleStore_WithTx() {
+	ctx := context.Background()
+	db, err := sql.Open("sqlite", ":memory:")
+	if err != nil {
+		log.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	store, err := vaultstore.NewStore(vaultstore.NewStoreOptions{
+		VaultTableName:     "vault",
+		VaultMetaTableName: "vault_meta",
+		DB:                 db,
+		AutomigrateEnabled: true,
+		CryptoConfig:       vaultstore.LightweightCryptoConfig(),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := db.Exec("CREATE TABLE customers (name text, card_token text)"); err != nil {
+		log.Fatal(err)
+	}
+	const password = "correct horse battery staple"
+
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	token, err := store.WithTx(tx).TokenCreate(ctx, "4111 1111 1111 1111", password, 20)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := tx.Exec("INSERT INTO customers VALUES (?, ?)", "Ada", token); err != nil {
+		log.Fatal(err)
+	}
+	if err := tx.Rollback(); err != nil { // say the customer's signup failed
+		log.Fatal(err)
+	}
+	exists, err := store.TokenExists(ctx, token)
+	fmt.Println(exists, err)
+	// Output:
+	// false <nil>
+}

@@ -41,7 +41,7 @@ func (s *Store) CachedKeyOf(password string) bool {
 // RememberedIdentities is how many password-to-identity answers the store
 // keeps, and the most it keeps.
 func (s *Store) RememberedIdentities() (n, capacity int) {
-	return s.identityIDs.len(), s.identityIDs.capacity
+	return s.shared.identityIDs.len(), s.shared.identityIDs.capacity
 }
 
 // IdentityOf finds or makes the identity of password, as a write does.

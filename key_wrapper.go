@@ -106,14 +106,14 @@ func (s *Store) rootFor(ctx context.Context, vaultSalt []byte) ([]byte, error) {
 	if s.wrapper == nil {
 		return nil, errNoKeyWrapper
 	}
-	if r := s.root.Load(); r != nil && bytes.Equal(r.salt, vaultSalt) {
+	if r := s.shared.root.Load(); r != nil && bytes.Equal(r.salt, vaultSalt) {
 		return r.key, nil
 	}
-	if err := s.rootMu.lock(ctx); err != nil {
+	if err := s.shared.rootMu.lock(ctx); err != nil {
 		return nil, err
 	}
-	defer s.rootMu.unlock()
-	if r := s.root.Load(); r != nil && bytes.Equal(r.salt, vaultSalt) {
+	defer s.shared.rootMu.unlock()
+	if r := s.shared.root.Load(); r != nil && bytes.Equal(r.salt, vaultSalt) {
 		return r.key, nil
 	}
 	stored, err := s.readRoot(ctx)
@@ -130,7 +130,9 @@ func (s *Store) rootFor(ctx context.Context, vaultSalt []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.root.Store(&vaultRoot{salt: stored.salt, key: key})
+	// A bound store never makes a root (rootForWrite), so the root it reads
+	// was committed by an unbound one and is safe to share.
+	s.shared.root.Store(&vaultRoot{salt: stored.salt, key: key})
 	return key, nil
 }
 
@@ -141,7 +143,7 @@ func (s *Store) rootFor(ctx context.Context, vaultSalt []byte) ([]byte, error) {
 // its candidate only if no root exists (the meta table's unique index
 // decides), then all use the one that won.
 func (s *Store) rootForWrite(ctx context.Context) (salt, root []byte, err error) {
-	if r, vs := s.root.Load(), s.vaultSalt.Load(); r != nil && vs != nil && bytes.Equal(r.salt, *vs) {
+	if r, vs := s.shared.root.Load(), s.shared.vaultSalt.Load(); r != nil && vs != nil && bytes.Equal(r.salt, *vs) {
 		return r.salt, r.key, nil
 	}
 	_, err = s.readRoot(ctx)
@@ -155,12 +157,17 @@ func (s *Store) rootForWrite(ctx context.Context) (salt, root []byte, err error)
 	case !errors.Is(err, ErrRecordNotFound):
 		return nil, nil, err
 	}
-	if err := s.rootMu.lock(ctx); err != nil {
+	if s.bound {
+		// A root made in a transaction that is then rolled back would live
+		// on in the shared state and bind values no one can open.
+		return nil, nil, validationErrorf("the vault has no KMS root key yet; make its first write on the store WithTx was called on, outside the transaction")
+	}
+	if err := s.shared.rootMu.lock(ctx); err != nil {
 		return nil, nil, err
 	}
 	candidate := make([]byte, rootKeyLen)
 	if _, err := io.ReadFull(randReader, candidate); err != nil {
-		s.rootMu.unlock()
+		s.shared.rootMu.unlock()
 		return nil, nil, fmt.Errorf("vaultstore: failed to read random bytes: %w", err)
 	}
 	wrapped, err := s.wrapper.Encrypt(ctx, candidate)
@@ -176,13 +183,13 @@ func (s *Store) rootForWrite(ctx context.Context) (salt, root []byte, err error)
 			err = fmt.Errorf("vaultstore: failed to store the root key: %w", err)
 		} else if stored, rerr := s.readRoot(ctx); rerr == nil && stored.text == mine {
 			// Ours won: no need to ask the KMS for what we already hold.
-			s.root.Store(&vaultRoot{salt: salt, key: candidate})
-			s.rootMu.unlock()
+			s.shared.root.Store(&vaultRoot{salt: salt, key: candidate})
+			s.shared.rootMu.unlock()
 			return salt, candidate, nil
 		}
 	}
 	clear(candidate)
-	s.rootMu.unlock()
+	s.shared.rootMu.unlock()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -195,13 +202,15 @@ func (s *Store) rootForWrite(ctx context.Context) (salt, root []byte, err error)
 // vault promises. RootKeyRetired allows them. The answer is kept once the
 // vault is seen without a root.
 func (s *Store) checkNoRoot(ctx context.Context) error {
-	if s.wrapper != nil || s.rootRetired || s.noRoot.Load() {
+	if s.wrapper != nil || s.rootRetired || s.shared.noRoot.Load() {
 		return nil
 	}
 	_, err := s.readRoot(ctx)
 	switch {
 	case errors.Is(err, ErrRecordNotFound):
-		s.noRoot.Store(true)
+		if !s.bound {
+			s.shared.noRoot.Store(true)
+		}
 		return nil
 	case err == nil || errors.Is(err, ErrKeyUnavailable):
 		return fmt.Errorf("%w: the vault has a KMS root key; set NewStoreOptions.KeyWrapper (or RootKeyRetired to write without it)", ErrKeyUnavailable)
@@ -263,17 +272,20 @@ func (s *Store) RewrapRoot(ctx context.Context) error {
 // the root (written without a KeyWrapper) stay readable with their
 // password.
 func (s *Store) DestroyRoot(ctx context.Context, confirm string) error {
+	if err := s.refuseBound("DestroyRoot"); err != nil {
+		return err
+	}
 	if subtle.ConstantTimeCompare([]byte(confirm), []byte(DestroyRootConfirmation)) != 1 {
 		return validationErrorf("DestroyRoot needs the confirmation DestroyRootConfirmation")
 	}
-	if err := s.rootMu.lock(ctx); err != nil {
+	if err := s.shared.rootMu.lock(ctx); err != nil {
 		return err
 	}
-	defer s.rootMu.unlock()
-	if err := s.saltMu.lock(ctx); err != nil {
+	defer s.shared.rootMu.unlock()
+	if err := s.shared.saltMu.lock(ctx); err != nil {
 		return err
 	}
-	defer s.saltMu.unlock()
+	defer s.shared.saltMu.unlock()
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		return tx.Table(s.metaTable).
 			Where(COLUMN_OBJECT_TYPE+" = ? AND "+COLUMN_OBJECT_ID+" = ? AND "+COLUMN_META_KEY+" IN ?",
@@ -284,8 +296,8 @@ func (s *Store) DestroyRoot(ctx context.Context, confirm string) error {
 		return fmt.Errorf("vaultstore: failed to destroy the root key: %w", err)
 	}
 	// Dropped, not cleared: a derivation running now may still read it.
-	s.root.Store(nil)
-	s.vaultSalt.Store(nil)
+	s.shared.root.Store(nil)
+	s.shared.vaultSalt.Store(nil)
 	s.keys.cache.purge()
 	return nil
 }

@@ -313,14 +313,15 @@ func (s *Store) upgradeIdentity(ctx context.Context, r identityRow, password str
 func (s *Store) identityFor(ctx context.Context, password string) (string, error) {
 	fp := s.keys.fingerprint(password)
 	keep := func(id string) string { return id }
-	if id, ok := s.identityIDs.get(fp, keep); ok {
+	if id, ok := s.shared.identityIDs.get(fp, keep); ok {
 		return id, nil
 	}
-	if err := s.identityMu.lock(ctx); err != nil {
+	unlock, err := s.lockShared(ctx, &s.shared.identityMu)
+	if err != nil {
 		return "", err
 	}
-	defer s.identityMu.unlock()
-	if id, ok := s.identityIDs.get(fp, keep); ok {
+	defer unlock()
+	if id, ok := s.shared.identityIDs.get(fp, keep); ok {
 		return id, nil
 	}
 	if err := s.ensureMetaTable(ctx); err != nil {
@@ -336,7 +337,10 @@ func (s *Store) identityFor(ctx context.Context, password string) (string, error
 	} else if id, err = s.createIdentity(ctx, password); err != nil {
 		return "", err
 	}
-	s.identityIDs.add(fp, id)
+	if !s.bound {
+		// An identity made in the caller's transaction may be rolled back.
+		s.shared.identityIDs.add(fp, id)
+	}
 	return id, nil
 }
 
@@ -345,7 +349,7 @@ func (s *Store) identityFor(ctx context.Context, password string) (string, error
 func (s *Store) forgetPassword(password string) {
 	s.keys.forget(password)
 	fp := s.keys.fingerprint(password)
-	s.identityIDs.removeIf(func(k [32]byte) bool { return k == fp })
+	s.shared.identityIDs.removeIf(func(k [32]byte) bool { return k == fp })
 }
 
 func (s *Store) createIdentity(ctx context.Context, password string) (string, error) {

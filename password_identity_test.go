@@ -153,7 +153,7 @@ func BenchmarkIdentityLookup100(b *testing.B) {
 	}
 	before := s.keys.derivations.Load()
 	for b.Loop() {
-		s.identityIDs.purge()
+		s.shared.identityIDs.purge()
 		s.keys.cache.purge()
 		if _, err := s.identityFor(ctx, "password number 057, long"); err != nil {
 			b.Fatal(err)

@@ -316,19 +316,27 @@ func (s *Store) upgradeMySQLVaultColumns(ctx context.Context, cols map[string]co
 // call it first, so a database from a release without the table, opened
 // without AutoMigrate, gets it when it is first needed and not before.
 func (s *Store) ensureMetaTable(ctx context.Context) error {
-	if s.metaReady.Load() {
+	if s.shared.metaReady.Load() {
 		return nil
 	}
-	if err := s.metaMu.lock(ctx); err != nil {
+	if err := s.shared.metaMu.lock(ctx); err != nil {
 		return err
 	}
-	defer s.metaMu.unlock()
-	if s.metaReady.Load() {
+	defer s.shared.metaMu.unlock()
+	if s.shared.metaReady.Load() {
 		return nil
 	}
 	cols, err := s.tableColumns(ctx, s.metaTable)
 	if err != nil {
 		return err
+	}
+	if s.bound {
+		// DDL has no place in the caller's transaction: MySQL would
+		// commit it, and PostgreSQL would roll the table back with it.
+		if len(cols) == 0 {
+			return validationErrorf("the meta table %s does not exist; run AutoMigrate on the store WithTx was called on, outside the transaction", s.metaTable)
+		}
+		return nil
 	}
 	db := s.db.WithContext(ctx)
 	if len(cols) == 0 {
@@ -361,7 +369,7 @@ func (s *Store) ensureMetaTable(ctx context.Context) error {
 	if err := s.ensureIndex(ctx, s.metaTable, indexName, true, uniqueColumns...); err != nil {
 		return err
 	}
-	s.metaReady.Store(true)
+	s.shared.metaReady.Store(true)
 	return nil
 }
 

@@ -117,6 +117,9 @@ func (s *Store) TokensChangePassword(ctx context.Context, oldPassword, newPasswo
 // to oldPassword's identity are visited, and an oldPassword with no identity
 // fails at once with ErrInvalidPassword.
 func (s *Store) TokensChangePasswordWithOptions(ctx context.Context, oldPassword, newPassword string, opts ChangePasswordOptions) (ChangePasswordProgress, error) {
+	if err := s.refuseBound("TokensChangePassword"); err != nil {
+		return ChangePasswordProgress{}, err
+	}
 	switch {
 	case opts.BatchSize == 0:
 		opts.BatchSize = defaultRekeyBatchSize

@@ -80,14 +80,15 @@ func (s *Store) writeParams() argon2Params {
 // back the one that won. Reads never need it: every v3 value carries the
 // salt it was written with.
 func (s *Store) vaultSaltForWrite(ctx context.Context) ([]byte, error) {
-	if p := s.vaultSalt.Load(); p != nil {
+	if p := s.shared.vaultSalt.Load(); p != nil {
 		return *p, nil
 	}
-	if err := s.saltMu.lock(ctx); err != nil {
+	unlock, err := s.lockShared(ctx, &s.shared.saltMu)
+	if err != nil {
 		return nil, err
 	}
-	defer s.saltMu.unlock()
-	if p := s.vaultSalt.Load(); p != nil {
+	defer unlock()
+	if p := s.shared.vaultSalt.Load(); p != nil {
 		return *p, nil
 	}
 	salt, err := s.readVaultSalt(ctx)
@@ -97,7 +98,10 @@ func (s *Store) vaultSaltForWrite(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.vaultSalt.Store(&salt)
+	if !s.bound {
+		// A salt made in the caller's transaction may be rolled back.
+		s.shared.vaultSalt.Store(&salt)
+	}
 	return salt, nil
 }
 

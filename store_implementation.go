@@ -44,32 +44,61 @@ type Store struct {
 	passwordIdentityEnabled bool
 	policy                  passwordPolicy
 
+	// wrapper, when set, roots v3 keys in a KMS (key_wrapper.go).
+	wrapper     KeyWrapper
+	rootRetired bool
+
+	// shared is what a store learns about its vault once and keeps, shared
+	// with the stores WithTx binds to transactions.
+	shared *sharedState
+
+	// bound is set on stores that WithTx bound to a caller's transaction:
+	// they read what shared holds but never add to it, since what they see
+	// may yet be rolled back.
+	bound bool
+}
+
+// sharedState is what a store learns about its vault and keeps for its
+// life. Each ctxMutex serialises making the thing it precedes within the
+// process.
+type sharedState struct {
 	// metaReady is set once the meta table is known to exist with its
-	// unique index; metaMu serialises the check that sets it.
+	// unique index.
 	metaMu    ctxMutex
 	metaReady atomic.Bool
 
-	// vaultSalt caches the v3 vault salt once read or made; saltMu
-	// serialises making it within the process.
+	// vaultSalt caches the v3 vault salt once read or made.
 	saltMu    ctxMutex
 	vaultSalt atomic.Pointer[[]byte]
 
-	// wrapper, when set, roots v3 keys in a KMS; root holds the unwrapped
-	// root once read or made, rootMu serialises that, and noRoot records
+	// root holds the unwrapped KMS root once read or made; noRoot records
 	// that a store without a wrapper found no root to refuse writes for.
-	wrapper     KeyWrapper
-	rootRetired bool
-	rootMu      ctxMutex
-	root        atomic.Pointer[vaultRoot]
-	noRoot      atomic.Bool
+	rootMu ctxMutex
+	root   atomic.Pointer[vaultRoot]
+	noRoot atomic.Bool
 
 	// identityIDs maps password fingerprints to identity ids once found
-	// or made; identityMu serialises making them within the process.
+	// or made.
 	identityMu  ctxMutex
 	identityIDs *lru[[32]byte, string]
 }
 
 var _ StoreInterface = (*Store)(nil)
+
+// lockShared takes m, which keeps one process from making one thing twice.
+// A bound store takes none: it publishes nothing, the database's unique
+// indexes decide races anyway, and holding a process-wide lock while the
+// caller's transaction waits on another's row lock would deadlock two
+// transactions that each need the other to go on.
+func (s *Store) lockShared(ctx context.Context, m *ctxMutex) (unlock func(), err error) {
+	if s.bound {
+		return func() {}, nil
+	}
+	if err := m.lock(ctx); err != nil {
+		return nil, err
+	}
+	return m.unlock, nil
+}
 
 // AutoMigrate creates the vault and meta tables and their indexes, or
 // upgrades tables written by older releases in place: it adds missing
@@ -78,6 +107,9 @@ var _ StoreInterface = (*Store)(nil)
 // MySQL token comparison case-sensitive. Running it again changes nothing,
 // and it never rebuilds a table that is already current.
 func (s *Store) AutoMigrate() error {
+	if err := s.refuseBound("AutoMigrate"); err != nil {
+		return err
+	}
 	ctx := context.Background()
 	if err := s.migrateVaultTable(ctx); err != nil {
 		return err

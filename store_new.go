@@ -138,7 +138,7 @@ func NewStore(opts NewStoreOptions) (*Store, error) {
 		writeVersion:            writeVersion,
 		read:                    read,
 		keys:                    keys,
-		identityIDs:             newLRU[[32]byte, string](maxRememberedIdentities, nil),
+		shared:                  &sharedState{identityIDs: newLRU[[32]byte, string](maxRememberedIdentities, nil)},
 		parallelThreshold:       threshold,
 		passwordIdentityEnabled: opts.PasswordIdentityEnabled,
 		wrapper:                 opts.KeyWrapper,
