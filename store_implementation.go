@@ -58,6 +58,9 @@ type Store struct {
 	// or made; identityMu serialises making them within the process.
 	identityMu  ctxMutex
 	identityIDs sync.Map
+
+	// testHook is nil except in tests (hooks.go).
+	testHook func(p hookPoint, attempt int) error
 }
 
 var _ StoreInterface = (*Store)(nil)
