@@ -10,9 +10,12 @@ package vaultstore_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -613,4 +616,198 @@ func TestExpiryBoundary(t *testing.T) {
 			}
 		})
 	})
+}
+
+// ---------------------------------------------------------------------------
+// Real transaction aborts on the servers
+
+// rotationOrder returns the records of s in the order a rotation visits
+// them (by id).
+func rotationOrder(t *testing.T, s *vaultstore.Store) []vaultstore.RecordInterface {
+	t.Helper()
+	list, err := s.RecordList(context.Background(), vaultstore.RecordQuery().SetOrderBy(vaultstore.COLUMN_ID).SetSortOrder(vaultstore.ASC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return list
+}
+
+// TestRotationRetriesRealSerializationFailure: on PostgreSQL with
+// default_transaction_isolation = serializable, another client updates a
+// record of the second compare-and-set statement (under the new password)
+// after the batch's transaction has run its first. PostgreSQL aborts the
+// transaction with a serialisation failure (40001); the rotation runs it
+// again, finds that record changed and leaves it alone, and rotates and
+// counts each of the other 59 exactly once. Fails without the retry of
+// transactions that isRetryableTxError accepts (rotation.write), or if
+// isRetryableTxError does not accept 40001.
+func TestRotationRetriesRealSerializationFailure(t *testing.T) {
+	t.Parallel()
+	dsn := os.Getenv(envPostgresDSN)
+	if dsn == "" {
+		t.Skip(envPostgresDSN + " is not set")
+	}
+	const total = 60
+	ctx := context.Background()
+	param := "default_transaction_isolation=serializable"
+	switch {
+	case !strings.Contains(dsn, "://"):
+		dsn += " " + param
+	case strings.Contains(dsn, "?"):
+		dsn += "&" + param
+	default:
+		dsn += "?" + param
+	}
+	serial, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { serial.Close() })
+	var isolation string
+	if err := serial.QueryRow("SHOW transaction_isolation").Scan(&isolation); err != nil || isolation != "serializable" {
+		t.Fatalf("transaction_isolation = %q, %v; want serializable", isolation, err)
+	}
+	s := newStore(t, serial)
+	other, err := vaultstore.NewStore(vaultstore.NewStoreOptions{
+		VaultTableName: s.GetVaultTableName(), VaultMetaTableName: s.GetMetaTableName(),
+		DB: sharedDB(t, "pgx", os.Getenv(envPostgresDSN)), CryptoConfig: testCrypto(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seedEncrypted(t, other, total, pwOld)
+	changed := rotationOrder(t, s)[55].GetToken()
+
+	h := record(s, func(p vaultstore.HookPoint, attempt, seen int) error {
+		if p == vaultstore.HookRotationChunk && attempt == 0 && seen == 0 {
+			if err := other.TokenUpdate(ctx, changed, "updated", pwNew); err != nil {
+				t.Errorf("the other client's TokenUpdate: %v", err)
+			}
+		}
+		return nil
+	})
+	var last vaultstore.ChangePasswordProgress
+	n, err := s.TokensChangePassword(ctx, pwOld, pwNew, vaultstore.ChangePasswordOptions{Progress: func(p vaultstore.ChangePasswordProgress) { last = p }})
+	if err != nil || n != total-1 {
+		t.Fatalf("TokensChangePassword = %d, %v; want %d, nil", n, err, total-1)
+	}
+	if got := h.attempts(vaultstore.HookRotationChunk); !slices.Equal(got, []int{0, 1, 1}) {
+		t.Errorf("compare-and-set statements at transaction attempts %v, want [0 1 1] (one serialisation failure, one retry)", got)
+	}
+	if want := (vaultstore.ChangePasswordProgress{Scanned: total, Changed: total - 1, Total: total}); last != want {
+		t.Errorf("last progress %+v, want %+v", last, want)
+	}
+	wantValue(t, s, changed, "updated")
+	if onNew := recordsOnNew(t, s, total); onNew != total {
+		t.Errorf("%d of %d records open with the new password", onNew, total)
+	}
+}
+
+// TestRotationRetriesRealDeadlock: on MariaDB, in a rotation of 600
+// records in batches of 60, after the first batch's transaction has run its
+// first compare-and-set statement (50 rows), another
+// transaction (made the heavier of the two by 500 inserted rows, so that
+// InnoDB picks the rotation as the victim) locks a record of the second
+// statement and waits for one of the first. The rotation's second
+// statement closes the cycle; InnoDB rolls the rotation's transaction back
+// with a deadlock (1213), the other transaction commits its expiry
+// changes, and the rotation runs its transaction again, rotating and
+// counting each of the 600 records exactly once and keeping the other
+// transaction's expiries. Fails without the retry of transactions that
+// isRetryableTxError accepts (rotation.write), or if isRetryableTxError
+// does not accept 1213.
+func TestRotationRetriesRealDeadlock(t *testing.T) {
+	t.Parallel()
+	dsn := os.Getenv(envMySQLDSN)
+	if dsn == "" {
+		t.Skip(envMySQLDSN + " is not set")
+	}
+	// 600 rows, so that InnoDB finds a statement's 50 rows through the
+	// primary key and locks only them; over 60 it scans and locks all.
+	const total, batch = 600, 60
+	const renewed = "2099-01-01 00:00:00"
+	ctx := context.Background()
+	db := sharedDB(t, "mysql", dsn)
+	s := newStore(t, db)
+	seedEncrypted(t, s, total, pwOld)
+	order := rotationOrder(t, s)
+	first, second := order[5], order[55] // first and second statement
+	weight := "w" + s.GetVaultTableName()
+	if _, err := db.Exec("CREATE TABLE " + weight + " (n INT) ENGINE=InnoDB"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Exec("DROP TABLE IF EXISTS " + weight) })
+	rows := make([]string, 500)
+	for i := range rows {
+		rows[i] = fmt.Sprintf("(%d)", i)
+	}
+	update := "UPDATE " + s.GetVaultTableName() + " SET " + vaultstore.COLUMN_EXPIRES_AT + " = ? WHERE " + vaultstore.COLUMN_ID + " = ?"
+
+	otherDone := make(chan error, 1)
+	var otherConn *sql.Conn
+	h := record(s, func(p vaultstore.HookPoint, attempt, seen int) error {
+		if p != vaultstore.HookRotationChunk || attempt != 0 || seen != 0 {
+			return nil
+		}
+		fail := func(err error) error {
+			t.Errorf("the other transaction: %v", err)
+			otherDone <- err
+			return nil
+		}
+		var err error
+		if otherConn, err = db.Conn(ctx); err != nil {
+			return fail(err)
+		}
+		if _, err := otherConn.ExecContext(ctx, "SET SESSION innodb_lock_wait_timeout = 10"); err != nil {
+			return fail(err)
+		}
+		tx, err := otherConn.BeginTx(ctx, nil)
+		if err != nil {
+			return fail(err)
+		}
+		if _, err := tx.Exec("INSERT INTO " + weight + " VALUES " + strings.Join(rows, ",")); err != nil {
+			tx.Rollback()
+			return fail(err)
+		}
+		if _, err := tx.Exec(update, renewed, second.GetID()); err != nil {
+			tx.Rollback()
+			return fail(err)
+		}
+		go func() {
+			_, err := tx.Exec(update, renewed, first.GetID()) // waits for the rotation
+			if err != nil {
+				tx.Rollback()
+			} else {
+				err = tx.Commit()
+			}
+			otherDone <- err
+		}()
+		// Whether this UPDATE waits for the rotation before the rotation's
+		// second statement waits for the other transaction or after, the
+		// cycle closes and InnoDB rolls back the lighter transaction.
+		return nil
+	})
+	n, err := s.TokensChangePassword(ctx, pwOld, pwNew, vaultstore.ChangePasswordOptions{BatchSize: batch})
+	otherErr := <-otherDone
+	if otherConn != nil {
+		otherConn.Close()
+	}
+	if otherErr != nil {
+		t.Fatalf("the other transaction failed (was it chosen as the deadlock victim?): %v", otherErr)
+	}
+	if err != nil || n != total {
+		t.Fatalf("TokensChangePassword = %d, %v; want %d, nil", n, err, total)
+	}
+	got := h.attempts(vaultstore.HookRotationChunk)
+	if len(got) < 3 || !slices.Equal(got[:3], []int{0, 1, 1}) || slices.Index(got[3:], 1) >= 0 {
+		t.Errorf("compare-and-set statements at transaction attempts %v, want [0 1 1 0 0 …] (one deadlock, one retry)", got)
+	}
+	if onNew := recordsOnNew(t, s, total); onNew != total {
+		t.Errorf("%d of %d records open with the new password", onNew, total)
+	}
+	for _, r := range []vaultstore.RecordInterface{first, second} {
+		if got := rowOf(t, s, r.GetToken()).GetExpiresAt(); got != renewed {
+			t.Errorf("expires_at of %s = %s, want the other transaction's %s", r.GetToken(), got, renewed)
+		}
+	}
 }
