@@ -531,7 +531,8 @@ func pinClock(t *testing.T, at time.Time) *testClock {
 // instant itself TokenRead and TokenUpdate refuse it with ErrTokenExpired,
 // TokensRead leaves it out, TokenExists still reports it, rotation rotates
 // it (as every expired record) without touching its expiry, and each sweep
-// takes it and nothing later. Fails if isExpired, the sweeps
+// takes it and nothing later; soft-deleted at that second, it no longer
+// exists. Fails if isExpired, the sweeps
 // (TokensExpiredSoftDelete, TokensExpiredDelete) or TokenUpdate's UPDATE
 // compare with "before now" instead of "at or before now".
 func TestExpiryBoundary(t *testing.T) {
@@ -588,6 +589,9 @@ func TestExpiryBoundary(t *testing.T) {
 			}
 			if got := rowOf(t, s, expiring).GetSoftDeletedAt(); got != atText {
 				t.Errorf("soft_deleted_at = %s, want %s", got, atText)
+			}
+			if ok, err := s.TokenExists(ctx, expiring); err != nil || ok {
+				t.Errorf("TokenExists of a token soft-deleted at this second = %v, %v; want false", ok, err)
 			}
 			if ok, err := s.TokenExists(ctx, later); err != nil || !ok {
 				t.Errorf("the sweep took %s, which expires 1s later: %v, %v", later, ok, err)
