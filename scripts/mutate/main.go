@@ -188,6 +188,7 @@ var mutations = []mutation{
 var dsnVars = []string{"VAULTSTORE_POSTGRES_DSN", "VAULTSTORE_MYSQL_DSN"}
 
 func main() {
+	began := time.Now()
 	runs := flag.Int("n", 20, "test runs per mutation")
 	only := flag.String("only", "", "run only the mutations whose name matches this regexp")
 	flag.Parse()
@@ -301,6 +302,7 @@ func main() {
 	} else {
 		fmt.Println()
 	}
+	fmt.Printf("total: %v\n", time.Since(began).Round(time.Second))
 	if failed {
 		cleanup()
 		os.Exit(1)
