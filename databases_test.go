@@ -149,11 +149,20 @@ func TestDatabasesConcurrentCRUDCycles(t *testing.T) {
 // Password rotation racing updates
 
 // TestDatabasesRotationWithConcurrentUpdates: TokensChangePassword over
-// 2,500 records while another goroutine updates 100 of them under the new
-// password, over and over until the rotation returns. Afterwards no record opens with the old password, every record
-// opens with the new one, every update is kept, every record the updater did
-// not touch was rewritten with its other columns unchanged, and the count
-// covers those 2,400 and at most the 100 updated ones.
+// 2,500 records (5 batches of 500) while another goroutine updates 100 of
+// them under the new password, over and over until the rotation returns,
+// and while, in each batch, a hook updates two more records between the
+// batch's read and its write: one under the new password, one under the
+// old. Afterwards no record opens with the old password, every record
+// opens with the new one and holds the last value written to it (an
+// update the rotation overwrote shows: the updater stops when the rotation
+// returns and does not write its tokens again), every record nobody
+// updated was rewritten with its other columns unchanged, and the count
+// covers those 2,390, the 5 updated under the old password, and at most the
+// updater's 100. The hook's updates fail the test every time without the
+// compare-and-set (compareAndSetValues) or without the re-read of rows
+// whose compare-and-set failed (rotation.batch); the updater's only when
+// one of its writes happens to land between a read and a write.
 func TestDatabasesRotationWithConcurrentUpdates(t *testing.T) {
 	t.Parallel()
 	forEachDatabase(t, func(t *testing.T, b dbBackend) {
@@ -205,10 +214,38 @@ func TestDatabasesRotationWithConcurrentUpdates(t *testing.T) {
 			isUpdated[tok] = true
 		}
 
+		// The hook's records: two in the middle of each batch, none of the
+		// updater's. hookValue holds what the hook wrote to them.
+		const batchSize, hookUpdates = 500, 2 * total / 500
+		hookValue := map[string]string{}
+		var batches int
+		vaultstore.SetTestHook(s, func(p vaultstore.HookPoint, attempt int) error {
+			if p != vaultstore.HookRotationWrite || attempt != 0 {
+				return nil
+			}
+			k := batches
+			batches++
+			for j, pw := range []string{dbPwNew, dbPwOld} {
+				tok := list[k*batchSize+batchSize/2+j].GetToken()
+				v := fmt.Sprintf("hook batch %d %s", k, tok)
+				if isUpdated[tok] {
+					t.Errorf("the hook's %s is one of the updater's", tok)
+				}
+				if err := s.TokenUpdate(ctx, tok, v, pw); err != nil {
+					t.Errorf("hook: TokenUpdate(%q): %v", tok, err)
+					continue
+				}
+				hookValue[tok] = v
+			}
+			return nil
+		})
+
 		// The updater goes over its 100 tokens again and again until the
 		// rotation has returned, so that updates land before, during and
 		// after the rotation's visit of each of them. value holds the last
-		// value written to each token.
+		// value written to each token. It stops as soon as the rotation
+		// has returned: a further round would rewrite every token and hide
+		// an update the rotation overwrote.
 		var rotationDone atomic.Bool
 		var rounds, duringRotation int
 		var updErr error
@@ -216,23 +253,20 @@ func TestDatabasesRotationWithConcurrentUpdates(t *testing.T) {
 		begin := make(chan struct{})
 		wg.Go(func() {
 			<-begin
-			for round := 0; updErr == nil; round++ {
-				last := rotationDone.Load()
+			for round := 0; updErr == nil && !rotationDone.Load(); round++ {
 				for _, tok := range updated {
+					if rotationDone.Load() {
+						break
+					}
 					v := fmt.Sprintf("updated r%d %s", round, tok)
 					if err := s.TokenUpdate(ctx, tok, v, dbPwNew); err != nil {
 						updErr = fmt.Errorf("round %d: TokenUpdate(%q): %w", round, tok, err)
 						break
 					}
 					value[tok] = v
-					if !rotationDone.Load() {
-						duringRotation++
-					}
+					duringRotation++
 				}
 				rounds = round + 1
-				if last {
-					break
-				}
 			}
 		})
 		start = time.Now()
@@ -241,6 +275,7 @@ func TestDatabasesRotationWithConcurrentUpdates(t *testing.T) {
 		rotationDone.Store(true)
 		elapsed := time.Since(start)
 		wg.Wait()
+		vaultstore.SetTestHook(s, nil)
 		t.Logf("TokensChangePassword of %d records: %v, count %d; %d updates of %d tokens in %d rounds, %d while it ran",
 			total, elapsed.Round(time.Millisecond), count, rounds*updates, updates, rounds, duringRotation)
 		if err != nil {
@@ -249,8 +284,17 @@ func TestDatabasesRotationWithConcurrentUpdates(t *testing.T) {
 		if updErr != nil {
 			t.Fatalf("concurrent %v", updErr)
 		}
-		if count < total-updates || count > total {
-			t.Errorf("TokensChangePassword = %d, want between %d (every record the updater did not touch) and %d", count, total-updates, total)
+		if batches != total/batchSize || len(hookValue) != hookUpdates {
+			t.Fatalf("the hook ran in %d batches and updated %d records, want %d and %d", batches, len(hookValue), total/batchSize, hookUpdates)
+		}
+		// Records under the new password when the rotation wrote: the
+		// hook's half, and any number of the updater's.
+		if lo, hi := total-updates-hookUpdates/2, total-hookUpdates/2; count < lo || count > hi {
+			t.Errorf("TokensChangePassword = %d, want between %d (every record the updater did not touch, less the hook's under the new password) and %d", count, lo, hi)
+		}
+		for tok, v := range hookValue {
+			value[tok] = v
+			isUpdated[tok] = true
 		}
 
 		// Every record opens with the new password and holds its latest value.

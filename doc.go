@@ -61,6 +61,28 @@
 // workers that end with the call) and prints nothing unless debugging is
 // enabled.
 //
+// A write that reads a row before it changes it repeats what it read in
+// the WHERE clause of its UPDATE. TokenUpdate writes only a row that is
+// still live and unexpired, and TokenRenew only a live one: a soft delete,
+// a delete or an expiry that lands in between wins, and the call returns
+// ErrRecordNotFound or ErrTokenExpired. A TokenUpdate that returns nil has
+// stored its value. Rotation writes each value with a compare-and-set on the
+// value it read (docs/rotation.md), so a concurrent update is never
+// overwritten. Concurrent TokenUpdate calls on one token: the last write
+// wins.
+//
+// # Expiry
+//
+// Timestamps are kept to the second, in UTC. An expiry passed to
+// TokenCreate, TokenCreateCustom or TokenRenew is truncated to the second,
+// and a token is expired from the start of that second: expires_at at or
+// before the current second. TokenRead and TokenUpdate then return
+// ErrTokenExpired, TokensRead leaves the token out, and both expiry sweeps
+// (TokensExpiredSoftDelete, TokensExpiredDelete) take it. An expired token
+// still exists (TokenExists), can be renewed, and is rotated by
+// TokensChangePassword like any other. Soft deletion follows the same rule:
+// a row whose soft_deleted_at is at or before now is deleted.
+//
 // # Formats and key derivation
 //
 // New values are written in the v3 format: the Argon2id key of a password is

@@ -250,6 +250,9 @@ func (r *rotation) batch(ctx context.Context, rows []gormVaultRecord) error {
 	r.progress.Scanned += len(items)
 	pending := items
 	for attempt := 0; ; attempt++ {
+		if err := r.s.at(hookRotationWrite, attempt); err != nil {
+			return err
+		}
 		lost, err := r.write(ctx, pending)
 		if err != nil {
 			return err
@@ -353,6 +356,9 @@ func (r *rotation) write(ctx context.Context, items []rekeyItem) (lost []string,
 				rest = rest[len(chunk):]
 				chunkLost, err := r.s.compareAndSetValues(tx, chunk, now)
 				if err != nil {
+					return err
+				}
+				if err := r.s.at(hookRotationChunk, attempt); err != nil {
 					return err
 				}
 				lost = append(lost, chunkLost...)

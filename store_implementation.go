@@ -52,6 +52,9 @@ type Store struct {
 	// with the stores WithTx binds to transactions.
 	shared *sharedState
 
+	// testHook is nil except in tests (hooks.go).
+	testHook func(p hookPoint, attempt int) error
+
 	// bound is set on stores that WithTx bound to a caller's transaction:
 	// they read what shared holds but never add to it, since what they see
 	// may yet be rolled back.

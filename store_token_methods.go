@@ -81,6 +81,9 @@ func (s *Store) TokenCreateCustom(ctx context.Context, token, value, password st
 	if n > 0 {
 		return fmt.Errorf("%w: %q", ErrTokenAlreadyExists, token)
 	}
+	if err := s.at(hookCreateCustomInsert, 0); err != nil {
+		return err
+	}
 	return s.createToken(ctx, token, value, password, expires)
 }
 
@@ -226,13 +229,19 @@ func (s *Store) TokenUpdate(ctx context.Context, token, value, password string) 
 	// expiry could lock index entries in another order and deadlock
 	// against a concurrent TokenRenew on InnoDB. The conditions are
 	// repeated so that a soft delete or expiry that lands in between wins.
-	for range concurrentWriteAttempts {
+	for attempt := range concurrentWriteAttempts {
+		if err := s.at(hookUpdateWrite, attempt); err != nil {
+			return err
+		}
 		updated, err := s.updateLiveValue(ctx, row.ID, stored, identity)
 		if err != nil {
 			return err
 		}
 		if updated {
 			return nil
+		}
+		if err := s.at(hookUpdateLost, attempt); err != nil {
+			return err
 		}
 		// Something changed the row between the read and the write; read
 		// it again to tell which outcome the caller gets.
@@ -330,6 +339,9 @@ func (s *Store) TokenRenew(ctx context.Context, token string, expiresAt time.Tim
 	}
 	row, err := s.liveRow(ctx, token)
 	if err != nil {
+		return err
+	}
+	if err := s.at(hookRenewWrite, 0); err != nil {
 		return err
 	}
 	now := nowString()
