@@ -66,6 +66,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -616,11 +617,21 @@ type readPolicy struct {
 	maxMemoryKiB uint32
 }
 
+// errRefused marks the read policy's refusals (a format below
+// MinReadVersion, parameters below the floor or above the budget), which
+// the store logs as warnings. They match ErrDecryptionFailed.
+var errRefused = errors.New("refused by the store's read policy")
+
+// refusedf is decryptionErrorf for the read policy's refusals.
+func refusedf(format string, args ...any) error {
+	return fmt.Errorf("%w: %w: "+format, append([]any{ErrDecryptionFailed, errRefused}, args...)...)
+}
+
 // allows refuses a format older than minVersion. Format names sort as
 // their age ("v1" < "v2" < "v3").
 func (rp readPolicy) allows(version string) error {
 	if rp.minVersion != "" && version < rp.minVersion {
-		return decryptionErrorf("value is in format %s, older than the store's MinReadVersion %s", version, rp.minVersion)
+		return refusedf("value is in format %s, older than the store's MinReadVersion %s", version, rp.minVersion)
 	}
 	return nil
 }
@@ -633,10 +644,10 @@ func (rp readPolicy) admit(p argon2Params) error {
 		return err
 	}
 	if p.Iterations < rp.floor.Iterations || p.MemoryKiB < rp.floor.MemoryKiB {
-		return decryptionErrorf("stored parameters t=%d m=%d KiB are below the store's floor t=%d m=%d KiB", p.Iterations, p.MemoryKiB, rp.floor.Iterations, rp.floor.MemoryKiB)
+		return refusedf("stored parameters t=%d m=%d KiB are below the store's floor t=%d m=%d KiB", p.Iterations, p.MemoryKiB, rp.floor.Iterations, rp.floor.MemoryKiB)
 	}
 	if p.MemoryKiB > rp.maxMemoryKiB {
-		return decryptionErrorf("stored parameters ask for %d KiB of Argon2 memory, more than the store's budget of %d KiB", p.MemoryKiB, rp.maxMemoryKiB)
+		return refusedf("stored parameters ask for %d KiB of Argon2 memory, more than the store's budget of %d KiB", p.MemoryKiB, rp.maxMemoryKiB)
 	}
 	return nil
 }

@@ -46,6 +46,11 @@ var (
 	// Nothing is written when a write meets it.
 	ErrKeyUnavailable = errors.New("vaultstore: key unavailable")
 
+	// ErrAuditFailed is returned when NewStoreOptions.AuditFailClosed is set
+	// and the audit hook fails: a read returns no value; a write has
+	// already happened (run it through WithTx and roll back to undo it).
+	ErrAuditFailed = errors.New("vaultstore: audit failed")
+
 	// ErrPasswordInvalid is returned when a password given for a write breaks
 	// the store's password policy (NewStoreOptions.PasswordMinLength and the
 	// character-class options). Reads never apply the policy.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -381,4 +382,50 @@ func ExampleStore_WithTx() {
 	fmt.Println(exists, err)
 	// Output:
 	// false <nil>
+}
+
+// The store logs through the application's slog.Logger: migrations and
+// rotations at Info, values a rotation cannot examine at Warn, never a
+// password, key or value. A handler can filter on the stable keys op,
+// table, records, duration and err.
+func ExampleNewStoreOptions_logger() {
+	ctx := context.Background()
+	db, err := sql.Open("sqlite", ":memory:")
+	if err != nil {
+		log.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	logger := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{
+		// Drop the time so that the output below is stable.
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey || a.Key == "duration" {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
+	store, err := vaultstore.NewStore(vaultstore.NewStoreOptions{
+		VaultTableName:     "vault",
+		VaultMetaTableName: "vault_meta",
+		DB:                 db,
+		CryptoConfig:       vaultstore.LightweightCryptoConfig(),
+		Logger:             logger,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := store.AutoMigrate(); err != nil {
+		log.Fatal(err)
+	}
+	const password = "correct horse battery staple"
+	if _, err := store.TokenCreate(ctx, "sk_live_123", password, 20); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := store.TokensChangePassword(ctx, password, "the password of this year"); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// level=INFO msg="vaultstore: tables migrated" op=AutoMigrate table=vault,vault_meta
+	// level=INFO msg="vaultstore: rotation started" op=TokensChangePassword table=vault dry_run=false identities=false
+	// level=INFO msg="vaultstore: rotation ended" op=TokensChangePassword dry_run=false records=1 changed=1 skipped=0 total=1 from_v1=0 from_v2=0 from_v3=1 err=ok
 }

@@ -14,7 +14,10 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	"golang.org/x/sync/semaphore"
 	"golang.org/x/sync/singleflight"
 )
@@ -67,8 +70,10 @@ type keyDeriver struct {
 	flights   singleflight.Group
 	cache     *lru[keyCacheKey, []byte]
 
-	// derivations counts Argon2id runs, for tests and benchmarks.
+	// derivations counts Argon2id runs, for tests and benchmarks; tel,
+	// when set, reports them and cache lookups.
 	derivations atomic.Int64
+	tel         *telemetry
 }
 
 // newKeyDeriver keeps up to capacity keys (0: none) and runs at most
@@ -115,8 +120,10 @@ func (d *keyDeriver) fingerprint(password string) [sha256.Size]byte {
 func (d *keyDeriver) derive(ctx context.Context, password string, salt []byte, p argon2Params) (key []byte, fresh bool, err error) {
 	k := d.cacheKey(password, salt, p)
 	if key, ok := d.cache.get(k, bytes.Clone); ok {
+		d.lookup(ctx, true)
 		return key, false, nil
 	}
+	d.lookup(ctx, false)
 	for {
 		// The derivation runs under the first caller's context; the others
 		// wait under their own.
@@ -204,7 +211,30 @@ func (d *keyDeriver) run(ctx context.Context, password string, salt []byte, p ar
 	}
 	defer d.memory.Release(int64(p.MemoryKiB))
 	d.derivations.Add(1)
-	return deriveArgon2id(password, salt, p), nil
+	start := time.Now()
+	key := deriveArgon2id(password, salt, p)
+	if d.tel != nil {
+		d.tel.kdfRuns.Add(ctx, 1)
+		d.tel.kdfDuration.Record(ctx, time.Since(start).Seconds())
+	}
+	return key, nil
+}
+
+var (
+	lookupHit  = metric.WithAttributes(attribute.String("result", "hit"))
+	lookupMiss = metric.WithAttributes(attribute.String("result", "miss"))
+)
+
+// lookup counts a cache hit or miss.
+func (d *keyDeriver) lookup(ctx context.Context, hit bool) {
+	if d.tel == nil {
+		return
+	}
+	if hit {
+		d.tel.cacheLookup.Add(ctx, 1, lookupHit)
+	} else {
+		d.tel.cacheLookup.Add(ctx, 1, lookupMiss)
+	}
 }
 
 // keySource hands keys to one codec call. Every key it returns belongs to

@@ -225,7 +225,9 @@ func (s *Store) checkNoRoot(ctx context.Context) error {
 // value touched. It is ErrKeyUnavailable without a KeyWrapper or when the
 // vault has no root, and fails without writing when the setting changed
 // meanwhile.
-func (s *Store) RewrapRoot(ctx context.Context) error {
+func (s *Store) RewrapRoot(ctx context.Context) (err error) {
+	ctx, op := s.observe(ctx, opRewrapRoot)
+	defer op.end(&err)
 	if s.wrapper == nil {
 		return errNoKeyWrapper
 	}
@@ -271,7 +273,9 @@ func (s *Store) RewrapRoot(ctx context.Context) error {
 // restart, and may write values bound to it meanwhile. Values not bound to
 // the root (written without a KeyWrapper) stay readable with their
 // password.
-func (s *Store) DestroyRoot(ctx context.Context, confirm string) error {
+func (s *Store) DestroyRoot(ctx context.Context, confirm string) (err error) {
+	ctx, op := s.observe(ctx, opDestroyRoot)
+	defer op.end(&err)
 	if err := s.refuseBound("DestroyRoot"); err != nil {
 		return err
 	}
@@ -286,7 +290,7 @@ func (s *Store) DestroyRoot(ctx context.Context, confirm string) error {
 		return err
 	}
 	defer s.shared.saltMu.unlock()
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		return tx.Table(s.metaTable).
 			Where(COLUMN_OBJECT_TYPE+" = ? AND "+COLUMN_OBJECT_ID+" = ? AND "+COLUMN_META_KEY+" IN ?",
 				OBJECT_TYPE_VAULT_SETTINGS, VAULT_SETTINGS_ID, []string{META_KEY_ROOT_KEY, META_KEY_VAULT_SALT}).

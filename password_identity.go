@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -305,6 +306,7 @@ func (s *Store) upgradeIdentity(ctx context.Context, r identityRow, password str
 	if err != nil {
 		return fmt.Errorf("vaultstore: failed to upgrade a password identity: %w", err)
 	}
+	s.tel.info(ctx, "vaultstore: password identity upgraded to a verifier", slog.String(attrOp, "identity upgrade"), slog.String("identity", r.objectID))
 	return nil
 }
 

@@ -5,9 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
+	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	"gorm.io/gorm"
 )
 
@@ -116,10 +120,14 @@ func (s *Store) TokensChangePassword(ctx context.Context, oldPassword, newPasswo
 // enabled (NewStoreOptions.PasswordIdentityEnabled), only the records linked
 // to oldPassword's identity are visited, and an oldPassword with no identity
 // fails at once with ErrInvalidPassword.
-func (s *Store) TokensChangePasswordWithOptions(ctx context.Context, oldPassword, newPassword string, opts ChangePasswordOptions) (ChangePasswordProgress, error) {
+func (s *Store) TokensChangePasswordWithOptions(ctx context.Context, oldPassword, newPassword string, opts ChangePasswordOptions) (result ChangePasswordProgress, err error) {
+	ctx, op := s.observe(ctx, opTokensChangePassword)
+	defer func() { s.rotationEnded(ctx, op, result, opts.DryRun, err); op.end(&err) }()
 	if err := s.refuseBound("TokensChangePassword"); err != nil {
 		return ChangePasswordProgress{}, err
 	}
+	s.tel.info(ctx, "vaultstore: rotation started", slog.String(attrOp, opTokensChangePassword), slog.String(attrTable, s.vaultTable),
+		slog.Bool("dry_run", opts.DryRun), slog.Bool("identities", s.passwordIdentityEnabled))
 	switch {
 	case opts.BatchSize == 0:
 		opts.BatchSize = defaultRekeyBatchSize
@@ -284,6 +292,8 @@ func (r *rotation) examine(ctx context.Context, items []rekeyItem) error {
 	for _, it := range items {
 		if it.skipped {
 			r.progress.Skipped++
+			r.s.tel.warn(ctx, "vaultstore: rotation skipped a value that cannot be examined",
+				slog.String(attrOp, opTokensChangePassword), slog.String("record", it.id), slog.String("token", it.token))
 		}
 	}
 	return nil
@@ -384,6 +394,8 @@ func (r *rotation) write(ctx context.Context, items []rekeyItem) (lost []string,
 		if !isRetryableTxError(err) || attempt == rekeyRetries {
 			return nil, fmt.Errorf("vaultstore: failed to write re-encrypted records: %w", err)
 		}
+		r.s.tel.warn(ctx, "vaultstore: rotation batch retried after the database aborted it",
+			slog.String(attrOp, opTokensChangePassword), slog.Int(attrRecords, len(changes)), slog.Int("attempt", attempt+1))
 	}
 }
 
@@ -474,4 +486,24 @@ func rekeyItems(rows []gormVaultRecord) []rekeyItem {
 		items[i] = rekeyItem{id: row.ID, token: row.Token, value: row.Value}
 	}
 	return items
+}
+
+var (
+	rotatedChanged = metric.WithAttributes(attribute.String("result", "changed"))
+	rotatedSkipped = metric.WithAttributes(attribute.String("result", "skipped"))
+	rotatedOther   = metric.WithAttributes(attribute.String("result", "other"))
+)
+
+// rotationEnded logs and counts what a rotation did.
+func (s *Store) rotationEnded(ctx context.Context, op *operation, p ChangePasswordProgress, dryRun bool, err error) {
+	op.setCount(int64(p.Changed))
+	if !dryRun {
+		s.tel.rotated.Add(ctx, int64(p.Changed), rotatedChanged)
+		s.tel.rotated.Add(ctx, int64(p.Skipped), rotatedSkipped)
+		s.tel.rotated.Add(ctx, int64(p.Scanned-p.Changed-p.Skipped), rotatedOther)
+	}
+	s.tel.info(ctx, "vaultstore: rotation ended", slog.String(attrOp, opTokensChangePassword), slog.Bool("dry_run", dryRun),
+		slog.Int(attrRecords, p.Scanned), slog.Int("changed", p.Changed), slog.Int("skipped", p.Skipped), slog.Int("total", p.Total),
+		slog.Int("from_v1", p.FromV1), slog.Int("from_v2", p.FromV2), slog.Int("from_v3", p.FromV3),
+		slog.Duration(attrDuration, time.Since(op.start)), slog.String(attrErr, errorClass(err)))
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 )
 
 // encrypt seals value for token in the store's write format.
@@ -57,14 +58,27 @@ func (s *Store) writeKEK(ctx context.Context, password string) (kek, salt []byte
 // password and vault salt it meets.
 func (s *Store) decrypt(ctx context.Context, stored, password, token string) (string, error) {
 	keys := cachedKeys{ctx, s.keys, s}
-	return decryptValue(stored, password, token, &s.crypto, s.read, keys, keys)
+	plain, err := decryptValue(stored, password, token, &s.crypto, s.read, keys, keys)
+	s.warnRefused(ctx, err, token)
+	return plain, err
+}
+
+// warnRefused logs a value whose format or stored parameters the read
+// policy refused: in normal use none are, so one is a sign of tampering or
+// of a policy raised too early.
+func (s *Store) warnRefused(ctx context.Context, err error, token string) {
+	if errors.Is(err, errRefused) {
+		s.tel.warn(ctx, "vaultstore: stored value refused by the read policy", slog.String("token", token), slog.String(attrErr, errorClass(err)))
+	}
 }
 
 // decryptOnce is decrypt for values read once, as in a rotation: v2 keys,
 // one per value, bypass the cache so that they do not evict the v3 keys
 // that serve the application.
 func (s *Store) decryptOnce(ctx context.Context, stored, password, token string) (string, error) {
-	return decryptValue(stored, password, token, &s.crypto, s.read, uncachedKeys{ctx, s.keys}, cachedKeys{ctx, s.keys, s})
+	plain, err := decryptValue(stored, password, token, &s.crypto, s.read, uncachedKeys{ctx, s.keys}, cachedKeys{ctx, s.keys, s})
+	s.warnRefused(ctx, err, token)
+	return plain, err
 }
 
 // writeParams are the parameters of the v3 values the store writes.

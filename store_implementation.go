@@ -44,6 +44,10 @@ type Store struct {
 	passwordIdentityEnabled bool
 	policy                  passwordPolicy
 
+	// tel and audit report what the store does (telemetry.go, audit.go).
+	tel   *telemetry
+	audit auditConfig
+
 	// wrapper, when set, roots v3 keys in a KMS (key_wrapper.go).
 	wrapper     KeyWrapper
 	rootRetired bool
@@ -109,15 +113,21 @@ func (s *Store) lockShared(ctx context.Context, m *ctxMutex) (unlock func(), err
 // a soft delete or an expiry survives), widens MySQL value columns and makes
 // MySQL token comparison case-sensitive. Running it again changes nothing,
 // and it never rebuilds a table that is already current.
-func (s *Store) AutoMigrate() error {
+func (s *Store) AutoMigrate() (err error) {
+	ctx, op := s.observe(context.Background(), opAutoMigrate)
+	defer op.end(&err)
 	if err := s.refuseBound("AutoMigrate"); err != nil {
 		return err
 	}
-	ctx := context.Background()
 	if err := s.migrateVaultTable(ctx); err != nil {
 		return err
 	}
-	return s.ensureMetaTable(ctx)
+	if err := s.ensureMetaTable(ctx); err != nil {
+		return err
+	}
+	s.tel.info(ctx, "vaultstore: tables migrated", slog.String(attrOp, opAutoMigrate),
+		slog.String(attrTable, s.vaultTable+","+s.metaTable), slog.Duration(attrDuration, time.Since(op.start)))
+	return nil
 }
 
 // EnableDebug turns the SQL log on or off. It is safe to call while other

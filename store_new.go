@@ -92,6 +92,11 @@ func NewStore(opts NewStoreOptions) (*Store, error) {
 		return nil, validationErrorf("PasswordMinLength %d is negative", opts.PasswordMinLength)
 	}
 
+	tel, err := newTelemetry(opts.Logger, dialect, opts.TracerProvider, opts.MeterProvider)
+	if err != nil {
+		return nil, err
+	}
+	keys.tel = tel
 	out := opts.Logger
 	if out == nil {
 		out = slog.Default()
@@ -141,6 +146,8 @@ func NewStore(opts NewStoreOptions) (*Store, error) {
 		shared:                  &sharedState{identityIDs: newLRU[[32]byte, string](maxRememberedIdentities, nil)},
 		parallelThreshold:       threshold,
 		passwordIdentityEnabled: opts.PasswordIdentityEnabled,
+		tel:                     tel,
+		audit:                   auditConfig{hook: opts.Audit, failClosed: opts.AuditFailClosed},
 		wrapper:                 opts.KeyWrapper,
 		rootRetired:             opts.RootKeyRetired,
 		policy: passwordPolicy{

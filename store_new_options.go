@@ -1,10 +1,14 @@
 package vaultstore
 
 import (
+	"context"
 	"database/sql"
 	"log/slog"
 	"reflect"
 	"strings"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // NewStoreOptions configures NewStore. The zero value of every optional field
@@ -39,9 +43,41 @@ type NewStoreOptions struct {
 	// or ciphertext reaches the log. See also EnableDebug.
 	DebugEnabled bool
 
-	// Logger receives the debug log. Nil means slog.Default(). Nothing is
-	// logged unless debugging is enabled.
+	// Logger receives the store's structured log; nil keeps the store
+	// silent. Info: migrations, rotations (start, end, counts, duration),
+	// identity upgrades. Warn: values that fail to open during a rotation
+	// (by record id and token), retried transactions, stored parameters the
+	// store refuses, audit hooks that fail. Debug, with DebugEnabled or
+	// EnableDebug: every statement with its placeholders, never its bound
+	// values (to slog.Default() when Logger is nil, as before). Records use
+	// the keys op, table, records, duration and err, and never hold a
+	// password, a key or a value.
 	Logger *slog.Logger
+
+	// TracerProvider and MeterProvider receive a span per public call
+	// (vaultstore.TokenRead, …) and the store's metrics: operations by
+	// name and outcome, their duration, Argon2id derivations and their
+	// duration, key-cache lookups, records a rotation processed. Nil means
+	// the global providers (otel.GetTracerProvider, otel.GetMeterProvider),
+	// which cost nothing until an application installs the OpenTelemetry
+	// SDK. Spans and metrics carry the operation, the database system,
+	// counts and the error's sentinel name, never a token, value or
+	// password.
+	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
+
+	// Audit, when set, is called after every call that creates, reads,
+	// changes, deletes or rotates values, with the call's context (so the
+	// application can add who asked) and an AuditEvent: the operation, the
+	// tokens or record ids it named or made, its outcome, time and count.
+	// Never a value or password. A failing hook is logged and ignored,
+	// unless AuditFailClosed is set: then the call fails with
+	// ErrAuditFailed, and a read returns no value. A write has already
+	// happened when the hook runs; to make a write and its audit record
+	// atomic, run it on a store bound with WithTx and roll back on
+	// ErrAuditFailed. The hook must be safe for concurrent use.
+	Audit           func(ctx context.Context, e AuditEvent) error
+	AuditFailClosed bool
 
 	// CryptoConfig holds the Argon2id and AES-GCM parameters for values the
 	// store writes. Nil means DefaultCryptoConfig(). NewStore copies it.

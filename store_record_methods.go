@@ -12,12 +12,13 @@ import (
 
 // RecordCount returns how many records match query. Limit, offset, order
 // and columns do not affect the count.
-func (s *Store) RecordCount(ctx context.Context, q RecordQueryInterface) (int64, error) {
+func (s *Store) RecordCount(ctx context.Context, q RecordQueryInterface) (n int64, err error) {
+	ctx, op := s.observe(ctx, opRecordCount)
+	defer endCount(op, &n, &err)
 	query, err := checkedQuery(q)
 	if err != nil {
 		return 0, err
 	}
-	var n int64
 	if err := s.filtered(ctx, query).Count(&n).Error; err != nil {
 		return 0, fmt.Errorf("vaultstore: failed to count records: %w", err)
 	}
@@ -27,7 +28,9 @@ func (s *Store) RecordCount(ctx context.Context, q RecordQueryInterface) (int64,
 // RecordList returns the records matching query, ordered by id unless the
 // query names another order. Only the selected columns are present in each
 // record when the query sets columns.
-func (s *Store) RecordList(ctx context.Context, q RecordQueryInterface) ([]RecordInterface, error) {
+func (s *Store) RecordList(ctx context.Context, q RecordQueryInterface) (records []RecordInterface, err error) {
+	ctx, op := s.observe(ctx, opRecordList)
+	defer endRead(op, &records, &err)
 	query, err := checkedQuery(q)
 	if err != nil {
 		return nil, err
@@ -94,7 +97,9 @@ func (s *Store) filtered(ctx context.Context, q RecordQueryInterface) *gorm.DB {
 // and created_at too when empty; empty expiry and soft-delete times mean
 // never. A token already stored is ErrTokenAlreadyExists; a missing token,
 // or a timestamp that does not parse, is ErrValidationFailed.
-func (s *Store) RecordCreate(ctx context.Context, record RecordInterface) error {
+func (s *Store) RecordCreate(ctx context.Context, record RecordInterface) (err error) {
+	ctx, op := s.observeRecords(ctx, opRecordCreate, record)
+	defer op.end(&err)
 	if isNil(record) {
 		return validationErrorf("record is nil")
 	}
@@ -179,7 +184,10 @@ func (s *Store) classifyInsertError(ctx context.Context, row *gormVaultRecord, e
 
 // RecordFindByID returns the live (not soft-deleted) record with id, or
 // (nil, nil) when there is none. An empty id is ErrValidationFailed.
-func (s *Store) RecordFindByID(ctx context.Context, id string) (RecordInterface, error) {
+func (s *Store) RecordFindByID(ctx context.Context, id string) (record RecordInterface, err error) {
+	ctx, op := s.observe(ctx, opRecordFindByID)
+	op.records = []string{id}
+	defer endRead(op, &record, &err)
 	if id == "" {
 		return nil, validationErrorf("record id is empty")
 	}
@@ -188,7 +196,9 @@ func (s *Store) RecordFindByID(ctx context.Context, id string) (RecordInterface,
 
 // RecordFindByToken returns the live (not soft-deleted) record with token,
 // or (nil, nil) when there is none. An empty token is ErrValidationFailed.
-func (s *Store) RecordFindByToken(ctx context.Context, token string) (RecordInterface, error) {
+func (s *Store) RecordFindByToken(ctx context.Context, token string) (record RecordInterface, err error) {
+	ctx, op := s.observe(ctx, opRecordFindByToken, token)
+	defer endRead(op, &record, &err)
 	if token == "" {
 		return nil, validationErrorf("token is empty")
 	}
@@ -215,7 +225,9 @@ func (s *Store) findOne(ctx context.Context, q RecordQueryInterface) (RecordInte
 // and nothing is written. Setting the token the row already has is allowed
 // (it changes nothing). To move a value to another token, create a new
 // record.
-func (s *Store) RecordUpdate(ctx context.Context, record RecordInterface) error {
+func (s *Store) RecordUpdate(ctx context.Context, record RecordInterface) (err error) {
+	ctx, op := s.observeRecords(ctx, opRecordUpdate, record)
+	defer op.end(&err)
 	if isNil(record) {
 		return validationErrorf("record is nil")
 	}
@@ -314,7 +326,10 @@ func setColumn(r RecordInterface, column, value string) {
 
 // RecordDeleteByID permanently deletes the record with id, soft-deleted or
 // not. A missing record is ErrRecordNotFound.
-func (s *Store) RecordDeleteByID(ctx context.Context, id string) error {
+func (s *Store) RecordDeleteByID(ctx context.Context, id string) (err error) {
+	ctx, op := s.observe(ctx, opRecordDeleteByID)
+	op.records = []string{id}
+	defer op.end(&err)
 	if id == "" {
 		return validationErrorf("record id is empty")
 	}
@@ -323,7 +338,9 @@ func (s *Store) RecordDeleteByID(ctx context.Context, id string) error {
 
 // RecordDeleteByToken permanently deletes the record with token,
 // soft-deleted or not. A missing record is ErrRecordNotFound.
-func (s *Store) RecordDeleteByToken(ctx context.Context, token string) error {
+func (s *Store) RecordDeleteByToken(ctx context.Context, token string) (err error) {
+	ctx, op := s.observe(ctx, opRecordDeleteByToken, token)
+	defer op.end(&err)
 	if err := validateTokenInput(token); err != nil {
 		return err
 	}
@@ -356,7 +373,9 @@ func (s *Store) deleteWhere(ctx context.Context, column, key string) error {
 // RecordSoftDelete marks record as deleted now. It stays in the table, out
 // of every query that does not include soft-deleted records. A record that
 // does not exist is ErrRecordNotFound.
-func (s *Store) RecordSoftDelete(ctx context.Context, record RecordInterface) error {
+func (s *Store) RecordSoftDelete(ctx context.Context, record RecordInterface) (err error) {
+	ctx, op := s.observeRecords(ctx, opRecordSoftDelete, record)
+	defer op.end(&err)
 	if isNil(record) {
 		return validationErrorf("record is nil")
 	}
@@ -366,7 +385,10 @@ func (s *Store) RecordSoftDelete(ctx context.Context, record RecordInterface) er
 
 // RecordSoftDeleteByID marks the live record with id as deleted now. A
 // missing or already soft-deleted record is ErrRecordNotFound.
-func (s *Store) RecordSoftDeleteByID(ctx context.Context, id string) error {
+func (s *Store) RecordSoftDeleteByID(ctx context.Context, id string) (err error) {
+	ctx, op := s.observe(ctx, opRecordSoftDeleteByID)
+	op.records = []string{id}
+	defer op.end(&err)
 	if id == "" {
 		return validationErrorf("record id is empty")
 	}
@@ -375,7 +397,9 @@ func (s *Store) RecordSoftDeleteByID(ctx context.Context, id string) error {
 
 // RecordSoftDeleteByToken marks the live record with token as deleted now.
 // A missing or already soft-deleted record is ErrRecordNotFound.
-func (s *Store) RecordSoftDeleteByToken(ctx context.Context, token string) error {
+func (s *Store) RecordSoftDeleteByToken(ctx context.Context, token string) (err error) {
+	ctx, op := s.observe(ctx, opRecordSoftDeleteByToken, token)
+	defer op.end(&err)
 	if err := validateTokenInput(token); err != nil {
 		return err
 	}

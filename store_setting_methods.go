@@ -10,12 +10,14 @@ const maxSettingKeyLength = 50
 
 // GetVaultSetting returns the value of the vault setting key. A missing
 // setting, or a database without a meta table, is ErrRecordNotFound.
-func (s *Store) GetVaultSetting(ctx context.Context, key string) (string, error) {
+func (s *Store) GetVaultSetting(ctx context.Context, key string) (value string, err error) {
+	ctx, op := s.observe(ctx, opGetVaultSetting)
+	defer op.end(&err)
 	if err := validateSettingKey(key); err != nil {
 		return "", err
 	}
 	var rows []gormVaultMeta
-	err := s.meta(ctx).
+	err = s.meta(ctx).
 		Where(COLUMN_OBJECT_TYPE+" = ? AND "+COLUMN_OBJECT_ID+" = ? AND "+COLUMN_META_KEY+" = ?", OBJECT_TYPE_VAULT_SETTINGS, VAULT_SETTINGS_ID, key).
 		Order(COLUMN_ID + " DESC").Limit(1).Find(&rows).Error
 	if err != nil {
@@ -34,7 +36,9 @@ func (s *Store) GetVaultSetting(ctx context.Context, key string) (string, error)
 // SetVaultSetting sets the vault setting key to value in one atomic upsert:
 // concurrent writers of one key leave exactly one row, holding one of their
 // values. The meta table is created first if the database has none.
-func (s *Store) SetVaultSetting(ctx context.Context, key, value string) error {
+func (s *Store) SetVaultSetting(ctx context.Context, key, value string) (err error) {
+	ctx, op := s.observe(ctx, opSetVaultSetting)
+	defer op.end(&err)
 	if err := validateSettingKey(key); err != nil {
 		return err
 	}
@@ -42,7 +46,7 @@ func (s *Store) SetVaultSetting(ctx context.Context, key, value string) error {
 		return err
 	}
 	row := gormVaultMeta{ObjectType: OBJECT_TYPE_VAULT_SETTINGS, ObjectID: VAULT_SETTINGS_ID, Key: key, Value: value}
-	err := s.meta(ctx).Clauses(metaOnConflict(true)).Create(&row).Error
+	err = s.meta(ctx).Clauses(metaOnConflict(true)).Create(&row).Error
 	if err != nil {
 		return fmt.Errorf("vaultstore: failed to write vault setting %q: %w", key, err)
 	}

@@ -34,7 +34,10 @@ const tokensReadChunk = 1000
 // The password must meet the store's policy (ErrPasswordInvalid); a bad
 // length, an over-long value or more than one options value is
 // ErrValidationFailed.
-func (s *Store) TokenCreate(ctx context.Context, value, password string, tokenLength int, options ...TokenCreateOptions) (string, error) {
+func (s *Store) TokenCreate(ctx context.Context, value, password string, tokenLength int, options ...TokenCreateOptions) (token string, err error) {
+	ctx, op := s.observe(ctx, opTokenCreate)
+	op.tokenOut = &token
+	defer op.end(&err)
 	if tokenLength < TOKEN_MIN_TOTAL_LENGTH || tokenLength > TOKEN_MAX_TOTAL_LENGTH {
 		return "", validationErrorf("token length %d is outside %d..%d", tokenLength, TOKEN_MIN_TOTAL_LENGTH, TOKEN_MAX_TOTAL_LENGTH)
 	}
@@ -63,7 +66,9 @@ func (s *Store) TokenCreate(ctx context.Context, value, password string, tokenLe
 // chosen by the caller (at most TOKEN_MAX_TOTAL_LENGTH bytes, no whitespace
 // or control characters). A token already stored, soft-deleted or not, is
 // ErrTokenAlreadyExists, also when a concurrent call stores it first.
-func (s *Store) TokenCreateCustom(ctx context.Context, token, value, password string, options ...TokenCreateOptions) error {
+func (s *Store) TokenCreateCustom(ctx context.Context, token, value, password string, options ...TokenCreateOptions) (err error) {
+	ctx, op := s.observe(ctx, opTokenCreateCustom, token)
+	defer op.end(&err)
 	if err := validateTokenInput(token); err != nil {
 		return err
 	}
@@ -180,7 +185,9 @@ func isExpired(expires dbTimestamp, now string) bool {
 // value is ErrInvalidPassword; a damaged value is ErrDecryptionFailed. The
 // password policy is not applied, so values written under an older policy
 // stay readable.
-func (s *Store) TokenRead(ctx context.Context, token, password string) (string, error) {
+func (s *Store) TokenRead(ctx context.Context, token, password string) (value string, err error) {
+	ctx, op := s.observe(ctx, opTokenRead, token)
+	defer endRead(op, &value, &err)
 	row, err := s.liveRow(ctx, token)
 	if err != nil {
 		return "", err
@@ -188,7 +195,7 @@ func (s *Store) TokenRead(ctx context.Context, token, password string) (string, 
 	if isExpired(row.Expires, nowString()) {
 		return "", fmt.Errorf("%w: token %q", ErrTokenExpired, token)
 	}
-	value, err := s.decrypt(ctx, row.Value, password, token)
+	value, err = s.decrypt(ctx, row.Value, password, token)
 	if err != nil {
 		return "", fmt.Errorf("token %q: %w", token, err)
 	}
@@ -199,7 +206,9 @@ func (s *Store) TokenRead(ctx context.Context, token, password string) (string, 
 // password, keeping the token and its expiry. An absent or soft-deleted
 // token is ErrRecordNotFound and an expired one ErrTokenExpired (renew it
 // first); the password must meet the policy.
-func (s *Store) TokenUpdate(ctx context.Context, token, value, password string) error {
+func (s *Store) TokenUpdate(ctx context.Context, token, value, password string) (err error) {
+	ctx, op := s.observe(ctx, opTokenUpdate, token)
+	defer op.end(&err)
 	if err := validateTokenInput(token); err != nil {
 		return err
 	}
@@ -288,7 +297,10 @@ func (s *Store) updateLiveValue(ctx context.Context, id, stored, identity string
 // TokenUpsert updates existingToken with value, or, when existingToken is
 // "", creates a new token of 20 characters. It returns the token that holds
 // the value.
-func (s *Store) TokenUpsert(ctx context.Context, existingToken, value, password string) (string, error) {
+func (s *Store) TokenUpsert(ctx context.Context, existingToken, value, password string) (token string, err error) {
+	ctx, op := s.observe(ctx, opTokenUpsert, existingToken)
+	op.tokenOut = &token
+	defer op.end(&err)
 	if existingToken == "" {
 		return s.TokenCreate(ctx, value, password, upsertTokenLength)
 	}
@@ -300,24 +312,30 @@ func (s *Store) TokenUpsert(ctx context.Context, existingToken, value, password 
 
 // TokenDelete permanently deletes token, soft-deleted or not. An absent
 // token is ErrRecordNotFound.
-func (s *Store) TokenDelete(ctx context.Context, token string) error {
+func (s *Store) TokenDelete(ctx context.Context, token string) (err error) {
+	ctx, op := s.observe(ctx, opTokenDelete, token)
+	defer op.end(&err)
 	return s.RecordDeleteByToken(ctx, token)
 }
 
 // TokenSoftDelete marks token as deleted now; it then reads as absent. An
 // absent or already soft-deleted token is ErrRecordNotFound.
-func (s *Store) TokenSoftDelete(ctx context.Context, token string) error {
+func (s *Store) TokenSoftDelete(ctx context.Context, token string) (err error) {
+	ctx, op := s.observe(ctx, opTokenSoftDelete, token)
+	defer op.end(&err)
 	return s.RecordSoftDeleteByToken(ctx, token)
 }
 
 // TokenExists reports whether token is stored and not soft-deleted. An
 // expired token exists (it can be renewed).
-func (s *Store) TokenExists(ctx context.Context, token string) (bool, error) {
+func (s *Store) TokenExists(ctx context.Context, token string) (exists bool, err error) {
+	ctx, op := s.observe(ctx, opTokenExists, token)
+	defer op.end(&err)
 	if err := validateTokenInput(token); err != nil {
 		return false, err
 	}
 	var n int64
-	err := s.vault(ctx).
+	err = s.vault(ctx).
 		Where(COLUMN_VAULT_TOKEN+" = ?", token).
 		Where(COLUMN_SOFT_DELETED_AT+" > ?", nowString()).
 		Count(&n).Error
@@ -329,7 +347,9 @@ func (s *Store) TokenExists(ctx context.Context, token string) (bool, error) {
 
 // TokenRenew sets when token expires; the zero time means never. Expired
 // tokens can be renewed; absent or soft-deleted ones are ErrRecordNotFound.
-func (s *Store) TokenRenew(ctx context.Context, token string, expiresAt time.Time) error {
+func (s *Store) TokenRenew(ctx context.Context, token string, expiresAt time.Time) (err error) {
+	ctx, op := s.observe(ctx, opTokenRenew, token)
+	defer op.end(&err)
 	if err := validateTokenInput(token); err != nil {
 		return err
 	}
@@ -364,7 +384,9 @@ func (s *Store) TokenRenew(ctx context.Context, token string, expiresAt time.Tim
 
 // TokensExpiredSoftDelete soft-deletes every expired token that is not
 // soft-deleted yet, in one statement, and returns how many.
-func (s *Store) TokensExpiredSoftDelete(ctx context.Context) (int64, error) {
+func (s *Store) TokensExpiredSoftDelete(ctx context.Context) (n int64, err error) {
+	ctx, op := s.observe(ctx, opTokensExpiredSoftDelete)
+	defer endCount(op, &n, &err)
 	now := nowString()
 	res := s.vault(ctx).
 		Where(COLUMN_EXPIRES_AT+" <= ?", now).
@@ -380,7 +402,9 @@ func (s *Store) TokensExpiredSoftDelete(ctx context.Context) (int64, error) {
 // or not, in one statement, and returns how many. With password identities
 // on, it then removes the links of records that no longer exist; should that
 // fail, the count of deleted tokens is returned with the error.
-func (s *Store) TokensExpiredDelete(ctx context.Context) (int64, error) {
+func (s *Store) TokensExpiredDelete(ctx context.Context) (n int64, err error) {
+	ctx, op := s.observe(ctx, opTokensExpiredDelete)
+	defer endCount(op, &n, &err)
 	res := s.vault(ctx).Where(COLUMN_EXPIRES_AT+" <= ?", nowString()).Delete(&gormVaultRecord{})
 	if res.Error != nil {
 		return 0, fmt.Errorf("vaultstore: failed to delete expired tokens: %w", res.Error)
@@ -396,7 +420,9 @@ func (s *Store) TokensExpiredDelete(ctx context.Context) (int64, error) {
 // of the map; absent or soft-deleted ones fail the call with an error that
 // matches ErrRecordNotFound and names them. Every value must open with
 // password, or the call fails (ErrInvalidPassword, ErrDecryptionFailed).
-func (s *Store) TokensRead(ctx context.Context, tokens []string, password string) (map[string]string, error) {
+func (s *Store) TokensRead(ctx context.Context, tokens []string, password string) (values map[string]string, err error) {
+	ctx, op := s.observe(ctx, opTokensRead, tokens...)
+	defer endRead(op, &values, &err)
 	unique := make([]string, 0, len(tokens))
 	seen := make(map[string]struct{}, len(tokens))
 	for _, t := range tokens {
@@ -441,13 +467,13 @@ func (s *Store) TokensRead(ctx context.Context, tokens []string, password string
 	// v3 values under one password share a cached key and cost
 	// microseconds; v2 values cost a derivation each, which the pool
 	// spreads over the cores within MaxConcurrentKDF.
-	values := make([]string, len(rows))
-	err := forEachParallel(ctx, len(rows), func(ctx context.Context, i int) error {
+	opened := make([]string, len(rows))
+	err = forEachParallel(ctx, len(rows), func(ctx context.Context, i int) error {
 		v, err := s.decrypt(ctx, rows[i].Value, password, rows[i].Token)
 		if err != nil {
 			return fmt.Errorf("token %q: %w", rows[i].Token, err)
 		}
-		values[i] = v
+		opened[i] = v
 		return nil
 	})
 	if err != nil {
@@ -455,7 +481,7 @@ func (s *Store) TokensRead(ctx context.Context, tokens []string, password string
 	}
 	out := make(map[string]string, len(rows))
 	for i, r := range rows {
-		out[r.Token] = values[i]
+		out[r.Token] = opened[i]
 	}
 	return out, nil
 }

@@ -1,0 +1,110 @@
+package vaultstore
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// AuditEvent describes one call that created, read, changed, deleted or
+// rotated values, as NewStoreOptions.Audit receives it. It never holds a
+// value or a password: only which tokens and records the call named or
+// made, and how it ended.
+type AuditEvent struct {
+	// Operation is the method's name, such as "TokenRead".
+	Operation string
+	// Tokens and RecordIDs are what the call named or created, when it
+	// names them; bulk calls (TokensExpiredDelete, rotation) name none and
+	// report Count.
+	Tokens    []string
+	RecordIDs []string
+	// Outcome is "ok", or the name of the sentinel error the call returns
+	// ("ErrRecordNotFound", "ErrInvalidPassword", …; "other" for errors
+	// that match none, "canceled" when the context ended).
+	Outcome string
+	// Count is the number of records a bulk call handled.
+	Count int64
+	// Time is when the call started; Duration how long it took.
+	Time     time.Time
+	Duration time.Duration
+}
+
+// auditedOps are the operations that touch values and so reach the audit
+// hook; the others (settings, TokenExists, set-up) are traced only.
+// TokenUpsert is audited as the TokenCreate or TokenUpdate it makes.
+var auditedOps = map[string]bool{
+	opRecordCreate: true, opRecordDeleteByID: true, opRecordDeleteByToken: true, opRecordFindByID: true,
+	opRecordFindByToken: true, opRecordList: true, opRecordSoftDelete: true, opRecordSoftDeleteByID: true,
+	opRecordSoftDeleteByToken: true, opRecordUpdate: true,
+	opTokenCreate: true, opTokenCreateCustom: true, opTokenRead: true, opTokenUpdate: true,
+	opTokenDelete: true, opTokenSoftDelete: true, opTokenRenew: true, opTokensExpiredSoftDelete: true,
+	opTokensExpiredDelete: true, opTokensRead: true, opTokensChangePassword: true,
+}
+
+// Operation names, as spans, metrics and audit events give them.
+const (
+	opAutoMigrate             = "AutoMigrate"
+	opRecordCount             = "RecordCount"
+	opRecordCreate            = "RecordCreate"
+	opRecordDeleteByID        = "RecordDeleteByID"
+	opRecordDeleteByToken     = "RecordDeleteByToken"
+	opRecordFindByID          = "RecordFindByID"
+	opRecordFindByToken       = "RecordFindByToken"
+	opRecordList              = "RecordList"
+	opRecordSoftDelete        = "RecordSoftDelete"
+	opRecordSoftDeleteByID    = "RecordSoftDeleteByID"
+	opRecordSoftDeleteByToken = "RecordSoftDeleteByToken"
+	opRecordUpdate            = "RecordUpdate"
+	opTokenCreate             = "TokenCreate"
+	opTokenCreateCustom       = "TokenCreateCustom"
+	opTokenRead               = "TokenRead"
+	opTokenUpdate             = "TokenUpdate"
+	opTokenUpsert             = "TokenUpsert"
+	opTokenDelete             = "TokenDelete"
+	opTokenSoftDelete         = "TokenSoftDelete"
+	opTokenExists             = "TokenExists"
+	opTokenRenew              = "TokenRenew"
+	opTokensExpiredSoftDelete = "TokensExpiredSoftDelete"
+	opTokensExpiredDelete     = "TokensExpiredDelete"
+	opTokensRead              = "TokensRead"
+	opTokensChangePassword    = "TokensChangePassword"
+	opGetVaultSetting         = "GetVaultSetting"
+	opSetVaultSetting         = "SetVaultSetting"
+	opRewrapRoot              = "RewrapRoot"
+	opDestroyRoot             = "DestroyRoot"
+)
+
+// auditConfig is a store's audit hook and what a failing one does.
+type auditConfig struct {
+	hook       func(ctx context.Context, e AuditEvent) error
+	failClosed bool
+}
+
+// record calls the hook for o, which ended with err. A failing hook is
+// logged; with failClosed it is also the call's error.
+func (a auditConfig) record(ctx context.Context, o *operation, err error) error {
+	e := AuditEvent{
+		Operation: o.name,
+		Tokens:    o.tokens,
+		RecordIDs: o.records,
+		Outcome:   errorClass(err),
+		Count:     o.count,
+		Time:      o.start,
+		Duration:  time.Since(o.start),
+	}
+	if o.tokenOut != nil && *o.tokenOut != "" {
+		e.Tokens = []string{*o.tokenOut}
+	}
+	herr := a.hook(ctx, e)
+	if herr == nil {
+		return nil
+	}
+	// The hook's error is the application's own text, which it may log;
+	// the store's log gets only that it failed.
+	o.s.tel.warn(ctx, "vaultstore: audit hook failed", slog.String(attrOp, o.name), slog.Bool("fail_closed", a.failClosed))
+	if !a.failClosed {
+		return nil
+	}
+	return fmt.Errorf("%w: %s: %w", ErrAuditFailed, o.name, herr)
+}
