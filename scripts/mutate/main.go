@@ -151,18 +151,18 @@ var mutations = []mutation{
 		tests: "^(TestExpiryBoundary|TestTokensRead)$",
 		db:    true,
 	},
-	// encdec.go, key_cache.go and store_record_query.go may be reworked at
+	// encdec_v3.go, key_cache.go and store_record_query.go may be reworked at
 	// any time: these texts are kept short.
 	{
 		name:  "v3-commitment",
 		rule:  "v3 decryption no longer checks the key commitment",
-		edits: []edit{{"encdec.go", "ConstantTimeCompare(commitment, v.commitment) != 1", "ConstantTimeCompare(commitment, v.commitment) == 2"}},
+		edits: []edit{{"encdec_v3.go", "ConstantTimeCompare(commitment, v.commitment) != 1", "ConstantTimeCompare(commitment, v.commitment) == 2"}},
 		tests: "^TestV3",
 	},
 	{
 		name:  "v3-token-in-ad",
 		rule:  "the token is left out of v3's associated data",
-		edits: []edit{{"encdec.go", "append(append(ad, header...), token...)", "append(ad, header...)"}},
+		edits: []edit{{"encdec_v3.go", "append(append(ad, header...), token...)", "append(ad, header...)"}},
 		tests: "^TestV3",
 	},
 	{
