@@ -75,6 +75,20 @@ const (
 	opDestroyRoot             = "DestroyRoot"
 )
 
+// spanNames are the span names of the operations, made once.
+var spanNames = func() map[string]string {
+	m := map[string]string{}
+	for _, op := range []string{opAutoMigrate, opRecordCount, opRecordCreate, opRecordDeleteByID, opRecordDeleteByToken,
+		opRecordFindByID, opRecordFindByToken, opRecordList, opRecordSoftDelete, opRecordSoftDeleteByID,
+		opRecordSoftDeleteByToken, opRecordUpdate, opTokenCreate, opTokenCreateCustom, opTokenRead, opTokenUpdate,
+		opTokenUpsert, opTokenDelete, opTokenSoftDelete, opTokenExists, opTokenRenew, opTokensExpiredSoftDelete,
+		opTokensExpiredDelete, opTokensRead, opTokensChangePassword, opGetVaultSetting, opSetVaultSetting,
+		opRewrapRoot, opDestroyRoot} {
+		m[op] = "vaultstore." + op
+	}
+	return m
+}()
+
 // auditConfig is a store's audit hook and what a failing one does.
 type auditConfig struct {
 	hook       func(ctx context.Context, e AuditEvent) error

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -41,6 +42,27 @@ type telemetry struct {
 	kdfDuration metric.Float64Histogram
 	cacheLookup metric.Int64Counter
 	rotated     metric.Int64Counter
+
+	// outcomes caches the attribute set of each operation and outcome,
+	// so that recording a call allocates nothing.
+	mu       sync.RWMutex
+	outcomes map[[2]string]metric.MeasurementOption
+}
+
+// outcome is the metric attributes of op ending in class.
+func (t *telemetry) outcome(op, class string) metric.MeasurementOption {
+	key := [2]string{op, class}
+	t.mu.RLock()
+	o, ok := t.outcomes[key]
+	t.mu.RUnlock()
+	if ok {
+		return o
+	}
+	o = metric.WithAttributeSet(attribute.NewSet(attribute.String("vaultstore.operation", op), attribute.String("vaultstore.outcome", class)))
+	t.mu.Lock()
+	t.outcomes[key] = o
+	t.mu.Unlock()
+	return o
 }
 
 func newTelemetry(log *slog.Logger, dialect string, tp trace.TracerProvider, mp metric.MeterProvider) (*telemetry, error) {
@@ -50,7 +72,7 @@ func newTelemetry(log *slog.Logger, dialect string, tp trace.TracerProvider, mp 
 	if mp == nil {
 		mp = otel.GetMeterProvider()
 	}
-	t := &telemetry{log: log, system: dialect, tracer: tp.Tracer(instrumentationName)}
+	t := &telemetry{log: log, system: dialect, tracer: tp.Tracer(instrumentationName), outcomes: map[[2]string]metric.MeasurementOption{}}
 	if dialect == dialectPostgres {
 		t.system = "postgresql"
 	}
@@ -139,9 +161,15 @@ type operation struct {
 // observe starts op: a span, and, for calls that touch values, the audit
 // event's subject. Methods call it first and defer end.
 func (s *Store) observe(ctx context.Context, name string, tokens ...string) (context.Context, *operation) {
-	ctx, span := s.tel.tracer.Start(ctx, "vaultstore."+name,
-		trace.WithSpanKind(trace.SpanKindInternal),
-		trace.WithAttributes(attribute.String("vaultstore.operation", name), attribute.String("db.system.name", s.tel.system)))
+	spanName, ok := spanNames[name]
+	if !ok {
+		spanName = "vaultstore." + name
+	}
+	ctx, span := s.tel.tracer.Start(ctx, spanName)
+	if span.IsRecording() {
+		// Without an SDK nothing records, and nothing is built.
+		span.SetAttributes(attribute.String("vaultstore.operation", name), attribute.String("db.system.name", s.tel.system))
+	}
 	return ctx, &operation{s: s, ctx: ctx, name: name, start: time.Now(), span: span, tokens: tokens}
 }
 
@@ -160,16 +188,17 @@ func (o *operation) end(err *error) {
 	}
 	class := errorClass(*err)
 	elapsed := time.Since(o.start)
-	attrs := []attribute.KeyValue{attribute.String("vaultstore.operation", o.name), attribute.String("vaultstore.outcome", class)}
-	if o.counted {
-		o.span.SetAttributes(attribute.Int64("vaultstore.records", o.count))
-	}
-	if *err != nil {
-		o.span.SetAttributes(attribute.String("error.type", class))
-		o.span.SetStatus(codes.Error, class)
+	if o.span.IsRecording() {
+		if o.counted {
+			o.span.SetAttributes(attribute.Int64("vaultstore.records", o.count))
+		}
+		if *err != nil {
+			o.span.SetAttributes(attribute.String("error.type", class))
+			o.span.SetStatus(codes.Error, class)
+		}
 	}
 	o.span.End()
-	set := metric.WithAttributes(attrs...)
+	set := s.tel.outcome(o.name, class)
 	s.tel.ops.Add(o.ctx, 1, set)
 	s.tel.opDuration.Record(o.ctx, elapsed.Seconds(), set)
 }
