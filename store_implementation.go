@@ -36,6 +36,7 @@ type Store struct {
 	dialect    string
 	db         *gorm.DB
 	log        *sqlLogger
+	stmts      *heldStatements // the hot statements, store_statements.go
 
 	crypto                  CryptoConfig
 	writeVersion            string

@@ -154,7 +154,7 @@ func (s *Store) RecordCreate(ctx context.Context, record RecordInterface) error 
 // insertRecord inserts row and maps a duplicate token to
 // ErrTokenAlreadyExists.
 func (s *Store) insertRecord(ctx context.Context, row *gormVaultRecord) error {
-	return s.classifyInsertError(ctx, row, s.db.WithContext(ctx).Table(s.vaultTable).Create(row).Error)
+	return s.classifyInsertError(ctx, row, s.insertRow(ctx, row))
 }
 
 // classifyInsertError explains a failed insert of row. It reads the table,

@@ -172,14 +172,18 @@ func isExpired(expires dbTimestamp, now string) bool {
 // password policy is not applied, so values written under an older policy
 // stay readable.
 func (s *Store) TokenRead(ctx context.Context, token, password string) (string, error) {
-	row, err := s.liveRow(ctx, token)
+	if err := validateTokenInput(token); err != nil {
+		return "", err
+	}
+	now := nowString()
+	stored, expires, err := s.readLiveValue(ctx, token, now)
 	if err != nil {
 		return "", err
 	}
-	if isExpired(row.Expires, nowString()) {
+	if isExpired(expires, now) {
 		return "", fmt.Errorf("%w: token %q", ErrTokenExpired, token)
 	}
-	value, err := s.decrypt(ctx, row.Value, password, token)
+	value, err := s.decrypt(ctx, stored, password, token)
 	if err != nil {
 		return "", fmt.Errorf("token %q: %w", token, err)
 	}
@@ -300,15 +304,7 @@ func (s *Store) TokenExists(ctx context.Context, token string) (bool, error) {
 	if err := validateTokenInput(token); err != nil {
 		return false, err
 	}
-	var n int64
-	err := s.vault(ctx).
-		Where(COLUMN_VAULT_TOKEN+" = ?", token).
-		Where(COLUMN_SOFT_DELETED_AT+" > ?", nowString()).
-		Count(&n).Error
-	if err != nil {
-		return false, fmt.Errorf("vaultstore: failed to look up token: %w", err)
-	}
-	return n > 0, nil
+	return s.liveTokenExists(ctx, token)
 }
 
 // TokenRenew sets when token expires; the zero time means never. Expired
@@ -393,20 +389,15 @@ func (s *Store) TokensRead(ctx context.Context, tokens []string, password string
 		return map[string]string{}, nil
 	}
 	now := nowString()
-	rows := make([]gormVaultRecord, 0, len(unique))
+	rows := make([]tokenRow, 0, len(unique))
 	for chunk := range slices.Chunk(unique, tokensReadChunk) {
-		var part []gormVaultRecord
-		err := s.vault(ctx).
-			Where(COLUMN_VAULT_TOKEN+" IN ?", chunk).
-			Where(COLUMN_SOFT_DELETED_AT+" > ?", now).
-			Find(&part).Error
-		if err != nil {
-			return nil, fmt.Errorf("vaultstore: failed to read tokens: %w", err)
+		var err error
+		if rows, err = s.readLiveTokens(ctx, rows, chunk, now); err != nil {
+			return nil, err
 		}
-		rows = append(rows, part...)
 	}
 	for _, r := range rows {
-		delete(seen, r.Token)
+		delete(seen, r.token)
 	}
 	if len(seen) > 0 {
 		missing := slices.Sorted(func(yield func(string) bool) {
@@ -418,15 +409,15 @@ func (s *Store) TokensRead(ctx context.Context, tokens []string, password string
 		})
 		return nil, fmt.Errorf("%w: tokens %s", ErrRecordNotFound, quoteList(missing))
 	}
-	rows = slices.DeleteFunc(rows, func(r gormVaultRecord) bool { return isExpired(r.Expires, now) })
+	rows = slices.DeleteFunc(rows, func(r tokenRow) bool { return isExpired(r.expires, now) })
 	// v3 values under one password share a cached key and cost
 	// microseconds; v2 values cost a derivation each, which the pool
 	// spreads over the cores within MaxConcurrentKDF.
 	values := make([]string, len(rows))
 	err := forEachParallel(ctx, len(rows), func(ctx context.Context, i int) error {
-		v, err := s.decrypt(ctx, rows[i].Value, password, rows[i].Token)
+		v, err := s.decrypt(ctx, rows[i].value, password, rows[i].token)
 		if err != nil {
-			return fmt.Errorf("token %q: %w", rows[i].Token, err)
+			return fmt.Errorf("token %q: %w", rows[i].token, err)
 		}
 		values[i] = v
 		return nil
@@ -436,7 +427,7 @@ func (s *Store) TokensRead(ctx context.Context, tokens []string, password string
 	}
 	out := make(map[string]string, len(rows))
 	for i, r := range rows {
-		out[r.Token] = values[i]
+		out[r.token] = values[i]
 	}
 	return out, nil
 }
