@@ -580,23 +580,32 @@ func BenchmarkHotTokenRead(b *testing.B) {
 				i += 7
 			}
 		})
-		b.Run("raw", func(b *testing.B) {
-			st := h.prepare(b, "SELECT vault_value, expires_at FROM "+h.table+" WHERE vault_token = ? AND soft_deleted_at > ? LIMIT 1")
-			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				tok := tokenN(i % hotTokens)
-				var stored string
-				var expires any
-				if err := st.QueryRowContext(ctx, tok, rawNow()).Scan(&stored, &expires); err != nil {
-					b.Fatal(err)
+		raw := func(query string) func(b *testing.B) {
+			return func(b *testing.B) {
+				st := h.prepare(b, query)
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					tok := tokenN(i % hotTokens)
+					var stored string
+					var expires any
+					if err := st.QueryRowContext(ctx, tok, rawNow()).Scan(&stored, &expires); err != nil {
+						b.Fatal(err)
+					}
+					if _, err := vaultstore.BenchOpen(h.s, ctx, stored, testPassword, tok); err != nil {
+						b.Fatal(err)
+					}
+					i += 7
 				}
-				if _, err := vaultstore.BenchOpen(h.s, ctx, stored, testPassword, tok); err != nil {
-					b.Fatal(err)
-				}
-				i += 7
 			}
-		})
+		}
+		b.Run("raw", raw("SELECT vault_value, expires_at FROM "+h.table+" WHERE vault_token = ? AND soft_deleted_at > ? LIMIT 1"))
+		if h.dialect == "sqlite" {
+			// The SQLite driver parses a column declared DATETIME into a
+			// time.Time; the store reads expires_at as text through a CAST,
+			// and so does this baseline.
+			b.Run("raw-text", raw("SELECT vault_value, CAST(expires_at AS TEXT) FROM "+h.table+" WHERE vault_token = ? AND soft_deleted_at > ? LIMIT 1"))
+		}
 		// Total throughput from 16 goroutines; compare its ns/op with
 		// ours' (one goroutine): the target is at least 1.6 times the
 		// reads per second.

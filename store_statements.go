@@ -88,7 +88,7 @@ func (s *Store) newHeldStatements(db *sql.DB) *heldStatements {
 	live := fmt.Sprintf(" AND %s > %s", q(COLUMN_SOFT_DELETED_AT), p(2))
 	text := make([]string, int(stmtFixed)+inClasses)
 	text[stmtReadValue] = fmt.Sprintf("SELECT %s, %s FROM %s WHERE %s = %s%s LIMIT 1",
-		q(COLUMN_VAULT_VALUE), q(COLUMN_EXPIRES_AT), table, q(COLUMN_VAULT_TOKEN), p(1), live)
+		q(COLUMN_VAULT_VALUE), s.selectColumn(COLUMN_EXPIRES_AT), table, q(COLUMN_VAULT_TOKEN), p(1), live)
 	text[stmtExists] = fmt.Sprintf("SELECT 1 FROM %s WHERE %s = %s%s LIMIT 1",
 		table, q(COLUMN_VAULT_TOKEN), p(1), live)
 	columns := []string{COLUMN_ID, COLUMN_VAULT_TOKEN, COLUMN_VAULT_VALUE, COLUMN_CREATED_AT, COLUMN_UPDATED_AT, COLUMN_EXPIRES_AT, COLUMN_SOFT_DELETED_AT}
@@ -107,12 +107,28 @@ func (s *Store) newHeldStatements(db *sql.DB) *heldStatements {
 			marks[i] = p(i + 2)
 		}
 		text[int(stmtTokensIn)+class] = fmt.Sprintf("SELECT %s, %s, %s FROM %s WHERE %s > %s AND %s IN (%s)",
-			q(COLUMN_VAULT_TOKEN), q(COLUMN_VAULT_VALUE), q(COLUMN_EXPIRES_AT), table,
+			q(COLUMN_VAULT_TOKEN), q(COLUMN_VAULT_VALUE), s.selectColumn(COLUMN_EXPIRES_AT), table,
 			q(COLUMN_SOFT_DELETED_AT), p(1), q(COLUMN_VAULT_TOKEN), strings.Join(marks, ", "))
 	}
 	h := &heldStatements{db: db, text: text, held: make([]atomic.Pointer[sql.Stmt], len(text))}
 	runtime.AddCleanup(s, (*heldStatements).close, h)
 	return h
+}
+
+// selectColumn is a column of a SELECT list. On SQLite a timestamp column
+// goes through CAST(... AS TEXT): glebarez/go-sqlite turns the text of every
+// column declared DATETIME into a time.Time, trying up to eight layouts and
+// allocating an error for each miss, which cost more than the rest of a
+// point query. An expression has no declared type, so the driver hands over
+// the stored text, which dbTimestamp reads as before.
+func (s *Store) selectColumn(column string) string {
+	switch column {
+	case COLUMN_CREATED_AT, COLUMN_UPDATED_AT, COLUMN_EXPIRES_AT, COLUMN_SOFT_DELETED_AT:
+		if s.dialect == dialectSQLite {
+			return "CAST(" + s.quoteIdent(column) + " AS TEXT)"
+		}
+	}
+	return s.quoteIdent(column)
 }
 
 // placeholder is the n-th (1-based) bound parameter in the store's dialect.
@@ -159,6 +175,14 @@ func (s *Store) trace(ctx context.Context, id stmtID, begin time.Time, rows int6
 		return
 	}
 	s.log.Trace(ctx, begin, func() (string, int64) { return s.stmts.text[id], rows }, err)
+}
+
+// traceSQL is trace for a statement written per call.
+func (s *Store) traceSQL(ctx context.Context, text string, begin time.Time, rows int64, err error) {
+	if !s.log.enabled.Load() {
+		return
+	}
+	s.log.Trace(ctx, begin, func() (string, int64) { return text, rows }, err)
 }
 
 // readLiveValue reads the stored value and expiry of token unless it is
