@@ -410,19 +410,31 @@ func (s *Store) TokensRead(ctx context.Context, tokens []string, password string
 		return nil, fmt.Errorf("%w: tokens %s", ErrRecordNotFound, quoteList(missing))
 	}
 	rows = slices.DeleteFunc(rows, func(r tokenRow) bool { return isExpired(r.expires, now) })
-	// v3 values under one password share a cached key and cost
-	// microseconds; v2 values cost a derivation each, which the pool
-	// spreads over the cores within MaxConcurrentKDF.
 	values := make([]string, len(rows))
-	err := forEachParallel(ctx, len(rows), func(ctx context.Context, i int) error {
+	open := func(ctx context.Context, i int) error {
 		v, err := s.decrypt(ctx, rows[i].value, password, rows[i].token)
 		if err != nil {
 			return fmt.Errorf("token %q: %w", rows[i].token, err)
 		}
 		values[i] = v
 		return nil
-	})
-	if err != nil {
+	}
+	// v3 values under one password share a cached key and open in
+	// microseconds: they are opened here, in order, since handing each to
+	// a worker cost more than opening it (TokensRead of 100 ran 1.5 to 1.8
+	// times its raw baseline on the servers with the pool). v2 values cost
+	// a derivation each, which the pool spreads over the cores within
+	// MaxConcurrentKDF.
+	if !slices.ContainsFunc(rows, func(r tokenRow) bool { return !strings.HasPrefix(r.value, ENCRYPTION_PREFIX_V3) }) {
+		for i := range rows {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			if err := open(ctx, i); err != nil {
+				return nil, err
+			}
+		}
+	} else if err := forEachParallel(ctx, len(rows), open); err != nil {
 		return nil, err
 	}
 	out := make(map[string]string, len(rows))
