@@ -635,6 +635,33 @@ func BenchmarkHotTokenRead(b *testing.B) {
 		}
 		b.Run("ours-parallel16", parallel(0))
 		b.Run("ours-parallel16-idle16", parallel(16))
+		// The raw read from 16 goroutines on the same pool: what the
+		// driver and database allow, beside which to judge ours.
+		b.Run("raw-parallel16-idle16", func(b *testing.B) {
+			st := h.prepare(b, "SELECT vault_value, expires_at FROM "+h.table+" WHERE vault_token = ? AND soft_deleted_at > ? LIMIT 1")
+			h.db.SetMaxIdleConns(16)
+			b.Cleanup(func() { h.db.SetMaxIdleConns(2) })
+			b.ReportAllocs()
+			b.SetParallelism(max(1, 16/runtime.GOMAXPROCS(0)))
+			var next atomic.Int64
+			b.RunParallel(func(pb *testing.PB) {
+				i := int(next.Add(1)) * 997
+				for pb.Next() {
+					tok := tokenN(i % hotTokens)
+					var stored string
+					var expires any
+					if err := st.QueryRowContext(ctx, tok, rawNow()).Scan(&stored, &expires); err != nil {
+						b.Error(err)
+						return
+					}
+					if _, err := vaultstore.BenchOpen(h.s, ctx, stored, testPassword, tok); err != nil {
+						b.Error(err)
+						return
+					}
+					i += 7
+				}
+			})
+		})
 	})
 }
 
