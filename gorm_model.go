@@ -52,6 +52,25 @@ func (g *gormVaultRecord) toRecord(columns []string) *Record {
 	return &Record{data: data}
 }
 
+// dbText is a text column read whatever the driver returns for it: string,
+// or []byte from MySQL. NULL, which tables of older releases allow, reads as
+// "", as it did through GORM.
+type dbText string
+
+func (t *dbText) Scan(src any) error {
+	switch v := src.(type) {
+	case nil:
+		*t = ""
+	case string:
+		*t = dbText(v)
+	case []byte:
+		*t = dbText(v)
+	default:
+		return fmt.Errorf("vaultstore: cannot read text from %T", src)
+	}
+	return nil
+}
+
 // gormVaultMeta is one meta row.
 type gormVaultMeta struct {
 	ID         uint64 `gorm:"column:id;primaryKey;autoIncrement"`

@@ -35,6 +35,7 @@ type Store struct {
 	dialect    string
 	db         *gorm.DB
 	log        *sqlLogger
+	stmts      *heldStatements // the hot statements, store_statements.go
 
 	crypto                  CryptoConfig
 	writeVersion            string

@@ -159,6 +159,7 @@ func NewStore(opts NewStoreOptions) (*Store, error) {
 			requireSymbols:   opts.PasswordRequireSymbols,
 		},
 	}
+	s.stmts = s.newHeldStatements(opts.DB)
 	if opts.AutomigrateEnabled {
 		if err := s.AutoMigrate(); err != nil {
 			return nil, err

@@ -188,14 +188,18 @@ func isExpired(expires dbTimestamp, now string) bool {
 func (s *Store) TokenRead(ctx context.Context, token, password string) (value string, err error) {
 	ctx, op := s.observe(ctx, opTokenRead, token)
 	defer endRead(op, &value, &err)
-	row, err := s.liveRow(ctx, token)
+	if err := validateTokenInput(token); err != nil {
+		return "", err
+	}
+	now := nowString()
+	stored, expires, err := s.readLiveValue(ctx, token, now)
 	if err != nil {
 		return "", err
 	}
-	if isExpired(row.Expires, nowString()) {
+	if isExpired(expires, now) {
 		return "", fmt.Errorf("%w: token %q", ErrTokenExpired, token)
 	}
-	value, err = s.decrypt(ctx, row.Value, password, token)
+	value, err = s.decrypt(ctx, stored, password, token)
 	if err != nil {
 		return "", fmt.Errorf("token %q: %w", token, err)
 	}
@@ -334,15 +338,7 @@ func (s *Store) TokenExists(ctx context.Context, token string) (exists bool, err
 	if err := validateTokenInput(token); err != nil {
 		return false, err
 	}
-	var n int64
-	err = s.vault(ctx).
-		Where(COLUMN_VAULT_TOKEN+" = ?", token).
-		Where(COLUMN_SOFT_DELETED_AT+" > ?", nowString()).
-		Count(&n).Error
-	if err != nil {
-		return false, fmt.Errorf("vaultstore: failed to look up token: %w", err)
-	}
-	return n > 0, nil
+	return s.liveTokenExists(ctx, token)
 }
 
 // TokenRenew sets when token expires; the zero time means never. Expired
@@ -438,20 +434,15 @@ func (s *Store) TokensRead(ctx context.Context, tokens []string, password string
 		return map[string]string{}, nil
 	}
 	now := nowString()
-	rows := make([]gormVaultRecord, 0, len(unique))
+	rows := make([]tokenRow, 0, len(unique))
 	for chunk := range slices.Chunk(unique, tokensReadChunk) {
-		var part []gormVaultRecord
-		err := s.vault(ctx).
-			Where(COLUMN_VAULT_TOKEN+" IN ?", chunk).
-			Where(COLUMN_SOFT_DELETED_AT+" > ?", now).
-			Find(&part).Error
-		if err != nil {
-			return nil, fmt.Errorf("vaultstore: failed to read tokens: %w", err)
+		var err error
+		if rows, err = s.readLiveTokens(ctx, rows, chunk, now); err != nil {
+			return nil, err
 		}
-		rows = append(rows, part...)
 	}
 	for _, r := range rows {
-		delete(seen, r.Token)
+		delete(seen, r.token)
 	}
 	if len(seen) > 0 {
 		missing := slices.Sorted(func(yield func(string) bool) {
@@ -463,25 +454,37 @@ func (s *Store) TokensRead(ctx context.Context, tokens []string, password string
 		})
 		return nil, fmt.Errorf("%w: tokens %s", ErrRecordNotFound, quoteList(missing))
 	}
-	rows = slices.DeleteFunc(rows, func(r gormVaultRecord) bool { return isExpired(r.Expires, now) })
-	// v3 values under one password share a cached key and cost
-	// microseconds; v2 values cost a derivation each, which the pool
-	// spreads over the cores within MaxConcurrentKDF.
+	rows = slices.DeleteFunc(rows, func(r tokenRow) bool { return isExpired(r.expires, now) })
 	opened := make([]string, len(rows))
-	err = forEachParallel(ctx, len(rows), func(ctx context.Context, i int) error {
-		v, err := s.decrypt(ctx, rows[i].Value, password, rows[i].Token)
+	open := func(ctx context.Context, i int) error {
+		v, err := s.decrypt(ctx, rows[i].value, password, rows[i].token)
 		if err != nil {
-			return fmt.Errorf("token %q: %w", rows[i].Token, err)
+			return fmt.Errorf("token %q: %w", rows[i].token, err)
 		}
 		opened[i] = v
 		return nil
-	})
-	if err != nil {
+	}
+	// v3 values under one password share a cached key and open in
+	// microseconds: they are opened here, in order, since handing each to
+	// a worker cost more than opening it (TokensRead of 100 ran 1.5 to 1.8
+	// times its raw baseline on the servers with the pool). v2 values cost
+	// a derivation each, which the pool spreads over the cores within
+	// MaxConcurrentKDF.
+	if !slices.ContainsFunc(rows, func(r tokenRow) bool { return !strings.HasPrefix(r.value, ENCRYPTION_PREFIX_V3) }) {
+		for i := range rows {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			if err := open(ctx, i); err != nil {
+				return nil, err
+			}
+		}
+	} else if err := forEachParallel(ctx, len(rows), open); err != nil {
 		return nil, err
 	}
 	out := make(map[string]string, len(rows))
 	for i, r := range rows {
-		out[r.Token] = opened[i]
+		out[r.token] = opened[i]
 	}
 	return out, nil
 }
