@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"gorm.io/gorm"
 )
 
 // AuditEvent describes one call that created, read, changed, deleted or
@@ -121,4 +123,45 @@ func (a auditConfig) record(ctx context.Context, o *operation, err error) error 
 		return nil
 	}
 	return fmt.Errorf("%w: %s: %w", ErrAuditFailed, o.name, herr)
+}
+
+// auditTx reports whether writes run in a transaction of the store's own
+// with the audit hook called inside it: with AuditFailClosed, so that a
+// failing hook rolls the write back. A bound store is already inside the
+// caller's transaction.
+func (s *Store) auditTx() bool {
+	return s.audit.hook != nil && s.audit.failClosed && !s.bound
+}
+
+// auditedWrite runs f on a store bound to a new transaction of the store's
+// own: f's call reports itself, its audit hook included, inside the
+// transaction, and a failing hook (ErrAuditFailed) rolls everything back.
+// op, the outer call, then reports nothing. What a bound store may not
+// make (the meta table, the KMS root) is made first, outside, when
+// encrypts says the write needs it.
+func (s *Store) auditedWrite(ctx context.Context, op *operation, encrypts bool, f func(b *Store) error) error {
+	op.delegated = true
+	if err := s.ensureMetaTable(ctx); err != nil {
+		return err
+	}
+	if encrypts && s.writeVersion == ENCRYPTION_VERSION_V3 && s.bindsRoot() {
+		if _, _, err := s.rootForWrite(ctx); err != nil {
+			return err
+		}
+	}
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		return f(s.bindTo(tx.Statement.ConnPool))
+	})
+}
+
+// auditBatch is the audit of one rotation batch with AuditFailClosed,
+// called inside the batch's transaction so that a failing hook rolls the
+// batch back and stops the rotation.
+func (s *Store) auditBatch(ctx context.Context, ids []string) error {
+	e := AuditEvent{Operation: opTokensChangePassword, RecordIDs: ids, Outcome: "ok", Count: int64(len(ids)), Time: time.Now()}
+	if err := s.audit.hook(ctx, e); err != nil {
+		s.tel.warn(ctx, "vaultstore: audit hook failed", slog.String(attrOp, opTokensChangePassword), slog.Bool("fail_closed", true))
+		return fmt.Errorf("%w: %s: %w", ErrAuditFailed, opTokensChangePassword, err)
+	}
+	return nil
 }

@@ -47,8 +47,9 @@ var (
 	ErrKeyUnavailable = errors.New("vaultstore: key unavailable")
 
 	// ErrAuditFailed is returned when NewStoreOptions.AuditFailClosed is set
-	// and the audit hook fails: a read returns no value; a write has
-	// already happened (run it through WithTx and roll back to undo it).
+	// and the audit hook fails: a read returns no value and a write is
+	// rolled back (on a store bound with WithTx, roll the caller's
+	// transaction back).
 	ErrAuditFailed = errors.New("vaultstore: audit failed")
 
 	// ErrPasswordInvalid is returned when a password given for a write breaks

@@ -380,7 +380,12 @@ func (r *rotation) write(ctx context.Context, items []rekeyItem) (lost []string,
 				}
 			}
 			if r.onCommit != nil && len(done) > 0 {
-				return r.onCommit(tx, done)
+				if err := r.onCommit(tx, done); err != nil {
+					return err
+				}
+			}
+			if r.s.auditTx() && len(done) > 0 {
+				return r.s.auditBatch(ctx, done)
 			}
 			return nil
 		})

@@ -72,10 +72,12 @@ type NewStoreOptions struct {
 	// tokens or record ids it named or made, its outcome, time and count.
 	// Never a value or password. A failing hook is logged and ignored,
 	// unless AuditFailClosed is set: then the call fails with
-	// ErrAuditFailed, and a read returns no value. A write has already
-	// happened when the hook runs; to make a write and its audit record
-	// atomic, run it on a store bound with WithTx and roll back on
-	// ErrAuditFailed. The hook must be safe for concurrent use.
+	// ErrAuditFailed, a read returns no value, and a write is rolled back:
+	// with AuditFailClosed every write runs in a transaction of the
+	// store's own with the hook called before it commits (each batch of a
+	// rotation likewise), which costs a BEGIN and a COMMIT per write. On a
+	// store bound with WithTx the caller's transaction decides. The hook
+	// must be safe for concurrent use.
 	Audit           func(ctx context.Context, e AuditEvent) error
 	AuditFailClosed bool
 

@@ -221,6 +221,9 @@ func (s *Store) filtered(ctx context.Context, q RecordQueryInterface) *gorm.DB {
 func (s *Store) RecordCreate(ctx context.Context, record RecordInterface) (err error) {
 	ctx, op := s.observeRecords(ctx, opRecordCreate, record)
 	defer op.end(&err)
+	if s.auditTx() {
+		return s.auditedWrite(ctx, op, false, func(b *Store) error { return b.RecordCreate(ctx, record) })
+	}
 	if isNil(record) {
 		return validationErrorf("record is nil")
 	}
@@ -349,6 +352,9 @@ func (s *Store) findOne(ctx context.Context, q RecordQueryInterface) (RecordInte
 func (s *Store) RecordUpdate(ctx context.Context, record RecordInterface) (err error) {
 	ctx, op := s.observeRecords(ctx, opRecordUpdate, record)
 	defer op.end(&err)
+	if s.auditTx() {
+		return s.auditedWrite(ctx, op, false, func(b *Store) error { return b.RecordUpdate(ctx, record) })
+	}
 	if isNil(record) {
 		return validationErrorf("record is nil")
 	}
@@ -451,6 +457,9 @@ func (s *Store) RecordDeleteByID(ctx context.Context, id string) (err error) {
 	ctx, op := s.observe(ctx, opRecordDeleteByID)
 	op.records = []string{id}
 	defer op.end(&err)
+	if s.auditTx() {
+		return s.auditedWrite(ctx, op, false, func(b *Store) error { return b.RecordDeleteByID(ctx, id) })
+	}
 	if id == "" {
 		return validationErrorf("record id is empty")
 	}
@@ -462,6 +471,9 @@ func (s *Store) RecordDeleteByID(ctx context.Context, id string) (err error) {
 func (s *Store) RecordDeleteByToken(ctx context.Context, token string) (err error) {
 	ctx, op := s.observe(ctx, opRecordDeleteByToken, token)
 	defer op.end(&err)
+	if s.auditTx() {
+		return s.auditedWrite(ctx, op, false, func(b *Store) error { return b.RecordDeleteByToken(ctx, token) })
+	}
 	if err := validateTokenInput(token); err != nil {
 		return err
 	}
@@ -501,6 +513,8 @@ func (s *Store) RecordSoftDelete(ctx context.Context, record RecordInterface) (e
 		return validationErrorf("record is nil")
 	}
 	record.SetSoftDeletedAt(nowString())
+	// RecordUpdate audits the change, as RecordUpdate.
+	op.delegated = true
 	return s.RecordUpdate(ctx, record)
 }
 
@@ -510,6 +524,9 @@ func (s *Store) RecordSoftDeleteByID(ctx context.Context, id string) (err error)
 	ctx, op := s.observe(ctx, opRecordSoftDeleteByID)
 	op.records = []string{id}
 	defer op.end(&err)
+	if s.auditTx() {
+		return s.auditedWrite(ctx, op, false, func(b *Store) error { return b.RecordSoftDeleteByID(ctx, id) })
+	}
 	if id == "" {
 		return validationErrorf("record id is empty")
 	}
@@ -521,6 +538,9 @@ func (s *Store) RecordSoftDeleteByID(ctx context.Context, id string) (err error)
 func (s *Store) RecordSoftDeleteByToken(ctx context.Context, token string) (err error) {
 	ctx, op := s.observe(ctx, opRecordSoftDeleteByToken, token)
 	defer op.end(&err)
+	if s.auditTx() {
+		return s.auditedWrite(ctx, op, false, func(b *Store) error { return b.RecordSoftDeleteByToken(ctx, token) })
+	}
 	if err := validateTokenInput(token); err != nil {
 		return err
 	}

@@ -38,6 +38,13 @@ func (s *Store) TokenCreate(ctx context.Context, value, password string, tokenLe
 	ctx, op := s.observe(ctx, opTokenCreate)
 	op.tokenOut = &token
 	defer op.end(&err)
+	if s.auditTx() {
+		err = s.auditedWrite(ctx, op, true, func(b *Store) (err error) {
+			token, err = b.TokenCreate(ctx, value, password, tokenLength, options...)
+			return err
+		})
+		return token, err
+	}
 	if tokenLength < TOKEN_MIN_TOTAL_LENGTH || tokenLength > TOKEN_MAX_TOTAL_LENGTH {
 		return "", validationErrorf("token length %d is outside %d..%d", tokenLength, TOKEN_MIN_TOTAL_LENGTH, TOKEN_MAX_TOTAL_LENGTH)
 	}
@@ -69,6 +76,9 @@ func (s *Store) TokenCreate(ctx context.Context, value, password string, tokenLe
 func (s *Store) TokenCreateCustom(ctx context.Context, token, value, password string, options ...TokenCreateOptions) (err error) {
 	ctx, op := s.observe(ctx, opTokenCreateCustom, token)
 	defer op.end(&err)
+	if s.auditTx() {
+		return s.auditedWrite(ctx, op, true, func(b *Store) error { return b.TokenCreateCustom(ctx, token, value, password, options...) })
+	}
 	if err := validateTokenInput(token); err != nil {
 		return err
 	}
@@ -213,6 +223,9 @@ func (s *Store) TokenRead(ctx context.Context, token, password string) (value st
 func (s *Store) TokenUpdate(ctx context.Context, token, value, password string) (err error) {
 	ctx, op := s.observe(ctx, opTokenUpdate, token)
 	defer op.end(&err)
+	if s.auditTx() {
+		return s.auditedWrite(ctx, op, true, func(b *Store) error { return b.TokenUpdate(ctx, token, value, password) })
+	}
 	if err := validateTokenInput(token); err != nil {
 		return err
 	}
@@ -319,7 +332,13 @@ func (s *Store) TokenUpsert(ctx context.Context, existingToken, value, password 
 func (s *Store) TokenDelete(ctx context.Context, token string) (err error) {
 	ctx, op := s.observe(ctx, opTokenDelete, token)
 	defer op.end(&err)
-	return s.RecordDeleteByToken(ctx, token)
+	if s.auditTx() {
+		return s.auditedWrite(ctx, op, false, func(b *Store) error { return b.TokenDelete(ctx, token) })
+	}
+	if err := validateTokenInput(token); err != nil {
+		return err
+	}
+	return s.deleteWhere(ctx, COLUMN_VAULT_TOKEN, token)
 }
 
 // TokenSoftDelete marks token as deleted now; it then reads as absent. An
@@ -327,7 +346,13 @@ func (s *Store) TokenDelete(ctx context.Context, token string) (err error) {
 func (s *Store) TokenSoftDelete(ctx context.Context, token string) (err error) {
 	ctx, op := s.observe(ctx, opTokenSoftDelete, token)
 	defer op.end(&err)
-	return s.RecordSoftDeleteByToken(ctx, token)
+	if s.auditTx() {
+		return s.auditedWrite(ctx, op, false, func(b *Store) error { return b.TokenSoftDelete(ctx, token) })
+	}
+	if err := validateTokenInput(token); err != nil {
+		return err
+	}
+	return s.softDeleteWhere(ctx, COLUMN_VAULT_TOKEN, token)
 }
 
 // TokenExists reports whether token is stored and not soft-deleted. An
@@ -346,6 +371,9 @@ func (s *Store) TokenExists(ctx context.Context, token string) (exists bool, err
 func (s *Store) TokenRenew(ctx context.Context, token string, expiresAt time.Time) (err error) {
 	ctx, op := s.observe(ctx, opTokenRenew, token)
 	defer op.end(&err)
+	if s.auditTx() {
+		return s.auditedWrite(ctx, op, false, func(b *Store) error { return b.TokenRenew(ctx, token, expiresAt) })
+	}
 	if err := validateTokenInput(token); err != nil {
 		return err
 	}
@@ -383,6 +411,10 @@ func (s *Store) TokenRenew(ctx context.Context, token string, expiresAt time.Tim
 func (s *Store) TokensExpiredSoftDelete(ctx context.Context) (n int64, err error) {
 	ctx, op := s.observe(ctx, opTokensExpiredSoftDelete)
 	defer endCount(op, &n, &err)
+	if s.auditTx() {
+		err = s.auditedWrite(ctx, op, false, func(b *Store) (err error) { n, err = b.TokensExpiredSoftDelete(ctx); return err })
+		return n, err
+	}
 	now := nowString()
 	res := s.vault(ctx).
 		Where(COLUMN_EXPIRES_AT+" <= ?", now).
@@ -401,6 +433,10 @@ func (s *Store) TokensExpiredSoftDelete(ctx context.Context) (n int64, err error
 func (s *Store) TokensExpiredDelete(ctx context.Context) (n int64, err error) {
 	ctx, op := s.observe(ctx, opTokensExpiredDelete)
 	defer endCount(op, &n, &err)
+	if s.auditTx() {
+		err = s.auditedWrite(ctx, op, false, func(b *Store) (err error) { n, err = b.TokensExpiredDelete(ctx); return err })
+		return n, err
+	}
 	res := s.vault(ctx).Where(COLUMN_EXPIRES_AT+" <= ?", nowString()).Delete(&gormVaultRecord{})
 	if res.Error != nil {
 		return 0, fmt.Errorf("vaultstore: failed to delete expired tokens: %w", res.Error)

@@ -154,6 +154,9 @@ type operation struct {
 	tokens   []string
 	tokenOut *string // a token the call makes, known when it ends
 	records  []string
+	// delegated is set when another operation, run inside this one,
+	// reports the call (auditedWrite): this one only ends its span.
+	delegated bool
 	count    int64
 	counted  bool
 }
@@ -181,6 +184,10 @@ func (o *operation) setCount(n int64) { o.count, o.counted = n, true }
 // is set), ends the span and records the metrics.
 func (o *operation) end(err *error) {
 	s := o.s
+	if o.delegated {
+		o.span.End()
+		return
+	}
 	if s.audit.hook != nil && auditedOps[o.name] {
 		if aerr := s.audit.record(o.ctx, o, *err); aerr != nil && *err == nil {
 			*err = aerr

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -228,22 +229,69 @@ func TestAuditFailure(t *testing.T) {
 		t.Fatal("a failing audit hook was not logged")
 	}
 
-	closed := newObserved(t, func(o *vaultstore.NewStoreOptions) { o.Audit = failing; o.AuditFailClosed = true })
-	if err := closed.store.RecordCreate(ctx, vaultstore.NewRecord().SetToken("tk_audit_closed1").SetValue("x")); !errors.Is(err, vaultstore.ErrAuditFailed) {
-		t.Fatalf("fail-closed RecordCreate = %v, want ErrAuditFailed", err) // raw records are audited too
+	// Fail closed: a write whose audit fails is rolled back with the
+	// store's own transaction, and a read returns no value.
+	var refuse atomic.Bool
+	var mu sync.Mutex
+	var seen []string
+	hook := func(_ context.Context, e vaultstore.AuditEvent) error {
+		mu.Lock()
+		seen = append(seen, e.Operation)
+		mu.Unlock()
+		if refuse.Load() {
+			return errors.New("audit sink down")
+		}
+		return nil
 	}
-	if err := closed.store.TokenCreateCustom(ctx, "tk_audit_closed2", "secret", testPassword); !errors.Is(err, vaultstore.ErrAuditFailed) {
-		t.Fatalf("fail-closed TokenCreateCustom = %v, want ErrAuditFailed", err)
+	db := openMemorySQLite(t)
+	closed := newStore(t, db, identities, func(o *vaultstore.NewStoreOptions) { o.Audit = hook; o.AuditFailClosed = true })
+	mustCustom(t, closed, "tk_audit_closed0", "kept", testPassword)
+	mustCustom(t, closed, "tk_audit_closed9", "kept", testPassword)
+	if fmt.Sprint(seen) != "[TokenCreateCustom TokenCreateCustom]" {
+		t.Fatalf("audit events %v, want one per call", seen)
 	}
-	if v, err := closed.store.TokenRead(ctx, "tk_audit_closed2", testPassword); !errors.Is(err, vaultstore.ErrAuditFailed) || v != "" {
+	refuse.Store(true)
+	rows := func() int64 { return countRows(t, db, "SELECT COUNT(*) FROM "+closed.GetVaultTableName()) }
+	links := func() int64 {
+		return countRows(t, db, "SELECT COUNT(*) FROM "+closed.GetMetaTableName()+" WHERE object_type = 'record'")
+	}
+	for name, call := range map[string]func() error{
+		"RecordCreate": func() error {
+			return closed.RecordCreate(ctx, vaultstore.NewRecord().SetToken("tk_audit_closed1").SetValue("x"))
+		},
+		"TokenCreateCustom": func() error { return closed.TokenCreateCustom(ctx, "tk_audit_closed2", "secret", testPassword) },
+		"TokenCreate":       func() error { _, err := closed.TokenCreate(ctx, "secret", testPassword, 20); return err },
+		"TokenUpdate":       func() error { return closed.TokenUpdate(ctx, "tk_audit_closed0", "changed", testPassword) },
+		"TokenDelete":       func() error { return closed.TokenDelete(ctx, "tk_audit_closed0") },
+		"TokenSoftDelete":   func() error { return closed.TokenSoftDelete(ctx, "tk_audit_closed0") },
+		"RotationBatch": func() error {
+			_, err := closed.TokensChangePassword(ctx, testPassword, "another long password")
+			return err
+		},
+	} {
+		before, beforeLinks := rows(), links()
+		if err := call(); !errors.Is(err, vaultstore.ErrAuditFailed) {
+			t.Errorf("fail-closed %s = %v, want ErrAuditFailed", name, err)
+		}
+		if rows() != before || links() != beforeLinks {
+			t.Errorf("fail-closed %s left a write behind", name)
+		}
+	}
+	refuse.Store(false)
+	for _, tok := range []string{"tk_audit_closed0", "tk_audit_closed9"} {
+		if v, err := closed.TokenRead(ctx, tok, testPassword); err != nil || v != "kept" {
+			t.Fatalf("after refused writes %s = %q, %v, want it untouched", tok, v, err)
+		}
+	}
+	refuse.Store(true)
+	if v, err := closed.TokenRead(ctx, "tk_audit_closed0", testPassword); !errors.Is(err, vaultstore.ErrAuditFailed) || v != "" {
 		t.Fatalf("fail-closed TokenRead = %q, %v, want no value and ErrAuditFailed", v, err)
 	}
-	if got, err := closed.store.TokensRead(ctx, []string{"tk_audit_closed2"}, testPassword); !errors.Is(err, vaultstore.ErrAuditFailed) || got != nil {
+	if got, err := closed.TokensRead(ctx, []string{"tk_audit_closed0"}, testPassword); !errors.Is(err, vaultstore.ErrAuditFailed) || got != nil {
 		t.Fatalf("fail-closed TokensRead = %v, %v", got, err)
 	}
-	// Atomic audit: the write through a bound store rolls back with the
-	// caller's transaction when the audit fails.
-	db := openMemorySQLite(t)
+	// Through a bound store the caller's transaction decides.
+	db = openMemorySQLite(t)
 	s := newStore(t, db, func(o *vaultstore.NewStoreOptions) { o.Audit = failing; o.AuditFailClosed = true })
 	tx := mustBegin(t, db)
 	if _, err := s.WithTx(tx).TokenCreate(ctx, "v", testPassword, 20); !errors.Is(err, vaultstore.ErrAuditFailed) {
