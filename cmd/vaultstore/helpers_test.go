@@ -24,32 +24,48 @@ const (
 	envMySQLDSN    = "VAULTSTORE_MYSQL_DSN"
 )
 
+// built is a program the tests build once per run.
+type built struct {
+	once sync.Once
+	path string
+	err  error
+	out  []byte
+}
+
 var (
-	buildOnce sync.Once
-	buildPath string
-	buildErr  error
-	buildOut  []byte
+	buildDir   string
+	buildDirMu sync.Mutex
+	cli, seedb built
 )
 
 // binary builds the command once per test run, as a release is built
 // (CGO_ENABLED=0, no race detector), and returns its path.
-func binary(t testing.TB) string {
+func binary(t testing.TB) string { return cli.get(t, ".", "vaultstore") }
+
+// seeder builds testdata/seed, which fills SQLite files for the tests.
+func seeder(t testing.TB) string { return seedb.get(t, "./testdata/seed", "seed") }
+
+func (b *built) get(t testing.TB, pkg, name string) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "vaultstore-cli-")
-		if err != nil {
-			buildErr = err
+	b.once.Do(func() {
+		buildDirMu.Lock()
+		if buildDir == "" {
+			buildDir, b.err = os.MkdirTemp("", "vaultstore-cli-")
+		}
+		dir := buildDir
+		buildDirMu.Unlock()
+		if b.err != nil {
 			return
 		}
-		buildPath = filepath.Join(dir, "vaultstore")
-		cmd := exec.Command(goTool(), "build", "-o", buildPath, ".")
+		b.path = filepath.Join(dir, name)
+		cmd := exec.Command(goTool(), "build", "-o", b.path, pkg)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		buildOut, buildErr = cmd.CombinedOutput()
+		b.out, b.err = cmd.CombinedOutput()
 	})
-	if buildErr != nil {
-		t.Fatalf("go build: %v\n%s", buildErr, buildOut)
+	if b.err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, b.err, b.out)
 	}
-	return buildPath
+	return b.path
 }
 
 // goTool is the go command: on PATH, or where .ci/run finds it.
@@ -63,8 +79,8 @@ func goTool() string {
 // TestMain removes the built binary.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if buildPath != "" {
-		os.RemoveAll(filepath.Dir(buildPath))
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
 	}
 	os.Exit(code)
 }

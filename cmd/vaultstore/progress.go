@@ -46,7 +46,6 @@ func (b *barProgress) update(p vaultstore.ChangePasswordProgress) {
 			progressbar.OptionSetItsString("records"),
 			progressbar.OptionSetPredictTime(true),
 			progressbar.OptionShowElapsedTimeOnFinish(),
-			progressbar.OptionThrottle(100*time.Millisecond),
 			progressbar.OptionSetRenderBlankState(true),
 		)
 	}
@@ -54,6 +53,9 @@ func (b *barProgress) update(p vaultstore.ChangePasswordProgress) {
 		// Records added during the rotation.
 		b.bar.ChangeMax64(int64(p.Scanned))
 	}
+	// Describe renders with the old count, Set64 again with both new: the
+	// bar is not throttled, so the last render always matches (one batch
+	// costs far more than two renders).
 	b.bar.Describe(fmt.Sprintf("%s: changed %d, skipped %d", b.verb, p.Changed, p.Skipped))
 	_ = b.bar.Set64(int64(p.Scanned))
 }
