@@ -46,8 +46,11 @@ any value is under another password.`,
   vaultstore verify --db sqlite:vault.db --password-file /run/secrets/vault --strict --json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if workers < 1 {
-				return usagef("--workers must be at least 1")
+			if workers < 0 {
+				return usagef("--workers must not be negative")
+			}
+			if workers == 0 {
+				workers = runtime.GOMAXPROCS(0)
 			}
 			ctx := cmd.Context()
 			s, db, err := a.openStore(ctx, false)
@@ -89,7 +92,7 @@ any value is under another password.`,
 		},
 	}
 	cmd.Flags().BoolVar(&strict, "strict", false, "also fail when any value is under another password")
-	cmd.Flags().IntVar(&workers, "workers", runtime.GOMAXPROCS(0), "values checked at once")
+	cmd.Flags().IntVar(&workers, "workers", 0, "values checked at once (0: one per CPU)")
 	return cmd
 }
 

@@ -3,9 +3,10 @@
 // the library with the cheapest Argon2id parameters (t=1, m=8 KiB, p=1),
 // with tokens tk_rotate_00000000 onwards and values "value I". It is built
 // without the race detector, so that a race-enabled test run does not
-// spend minutes on the seed.
+// spend minutes on the seed. SEED_CRYPTO=default writes them with
+// DefaultCryptoConfig instead.
 //
-//	SEED_PASSWORD=... seed PATH N
+//	SEED_PASSWORD=... [SEED_CRYPTO=default] seed PATH N
 package main
 
 import (
@@ -46,9 +47,13 @@ func seed(path string, n int, password string) error {
 		return err
 	}
 	defer db.Close()
+	crypto := &vaultstore.CryptoConfig{Iterations: 1, Memory: 8, Parallelism: 1, KeyLength: 32, SaltSize: 16, NonceSize: 12, TagSize: 16}
+	if os.Getenv("SEED_CRYPTO") == "default" {
+		crypto = vaultstore.DefaultCryptoConfig()
+	}
 	s, err := vaultstore.NewStore(vaultstore.NewStoreOptions{
 		VaultTableName: "vault", VaultMetaTableName: "vault_meta", DB: db, AutomigrateEnabled: true,
-		CryptoConfig: &vaultstore.CryptoConfig{Iterations: 1, Memory: 8, Parallelism: 1, KeyLength: 32, SaltSize: 16, NonceSize: 12, TagSize: 16},
+		CryptoConfig: crypto,
 	})
 	if err != nil {
 		return err
