@@ -74,3 +74,15 @@ func TestParseCrypto(t *testing.T) {
 		}
 	}
 }
+
+// TestScrubAll: secrets of minScrubbed characters or more are replaced;
+// shorter ones are left, so that a legacy two-letter password does not
+// garble every message.
+func TestScrubAll(t *testing.T) {
+	t.Parallel()
+	msg := "token tk_x: pw is wrong for s3cret-Passw0rd and s3cret-Passw0rd"
+	got := scrubAll(msg, "pw", "s3cret-Passw0rd", "")
+	if want := "token tk_x: pw is wrong for *** and ***"; got != want {
+		t.Errorf("scrubAll = %q, want %q", got, want)
+	}
+}

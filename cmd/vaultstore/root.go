@@ -149,10 +149,20 @@ func (a *app) execute(root *cobra.Command, args []string) int {
 	return code
 }
 
+// minScrubbed is the shortest secret scrub replaces: neither the library
+// nor the drivers put passwords or values into errors, so scrubbing is a
+// second line of defence, and replacing a two-letter legacy password or a
+// one-letter value everywhere would make every message unreadable.
+const minScrubbed = 6
+
 // scrub replaces every known secret in msg.
 func (a *app) scrub(msg string) string {
-	for _, s := range a.secrets {
-		if s != "" {
+	return scrubAll(msg, a.secrets...)
+}
+
+func scrubAll(msg string, secrets ...string) string {
+	for _, s := range secrets {
+		if len(s) >= minScrubbed {
 			msg = strings.ReplaceAll(msg, s, "***")
 		}
 	}
@@ -161,9 +171,7 @@ func (a *app) scrub(msg string) string {
 
 // addSecret records s so that no error message shows it.
 func (a *app) addSecret(s string) {
-	if s != "" {
-		a.secrets = append(a.secrets, s)
-	}
+	a.secrets = append(a.secrets, s)
 }
 
 // printJSON writes v as one JSON object and a newline on stdout.
@@ -217,14 +225,16 @@ func (a *app) openStore(ctx context.Context, create bool) (*vaultstore.Store, *s
 	if err != nil {
 		return nil, nil, err
 	}
-	a.addSecret(target.password)
 	db, err := target.open(create)
 	if err != nil {
 		return nil, nil, err
 	}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
-		return nil, nil, fmt.Errorf("cannot connect to the %s database: %w", target.dialect, err)
+		// Drivers do not quote the password; scrub it all the same, here
+		// only, where a short or common database password cannot garble
+		// the library's messages.
+		return nil, nil, errors.New(scrubAll(fmt.Sprintf("cannot connect to the %s database: %v", target.dialect, err), target.password))
 	}
 	opts.DB = db
 	opts.DbDriverName = target.dialect
