@@ -65,6 +65,8 @@ func TestExitCodes(t *testing.T) {
 		{"bad min-read-version", nil, []string{"stats", "--db", db, "--min-read-version", "v9"}, 2, "--min-read-version"},
 		{"no password off a terminal", []string{"VAULTSTORE_PASSWORD="}, []string{"get", "tk_absent_token_1", "--db", db, "--password-file", ""}, 2, "no password"},
 		{"absent token", pw, []string{"get", "tk_absent_token_1", "--db", db}, 1, "record not found"},
+		{"malformed token", pw, []string{"put", "--token", "tk bad", "--db", db}, 2, "whitespace"},
+		{"new password against the policy", append(pw, "VAULTSTORE_NEW_PASSWORD=short"), []string{"rotate", "--db", db}, 2, "policy"},
 		{"missing SQLite file", pw, []string{"stats", "--db", filepath.Join(dir, "none.db")}, 1, "no SQLite database"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

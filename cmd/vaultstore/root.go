@@ -132,7 +132,10 @@ func (a *app) execute(root *cobra.Command, args []string) int {
 	var ue usageError
 	var fe failure
 	switch {
-	case errors.As(err, &ue):
+	case errors.As(err, &ue),
+		// Input the library refused: a malformed token, a new password
+		// against the policy.
+		errors.Is(err, vaultstore.ErrValidationFailed), errors.Is(err, vaultstore.ErrPasswordInvalid):
 		code = exitUsage
 	case errors.As(err, &fe):
 		fmt.Fprintln(a.stderr, "vaultstore: "+a.scrub(fe.msg))
