@@ -41,7 +41,7 @@ var auditedOps = map[string]bool{
 	opRecordSoftDeleteByToken: true, opRecordUpdate: true,
 	opTokenCreate: true, opTokenCreateCustom: true, opTokenRead: true, opTokenUpdate: true,
 	opTokenDelete: true, opTokenSoftDelete: true, opTokenRenew: true, opTokensExpiredSoftDelete: true,
-	opTokensExpiredDelete: true, opTokensRead: true, opTokensChangePassword: true,
+	opTokensExpiredDelete: true, opTokensRead: true, opTokensChangePassword: true, opVerifyValue: true,
 }
 
 // Operation names, as spans, metrics and audit events give them.
@@ -75,6 +75,9 @@ const (
 	opSetVaultSetting         = "SetVaultSetting"
 	opRewrapRoot              = "RewrapRoot"
 	opDestroyRoot             = "DestroyRoot"
+	opVerifyValue             = "VerifyValue"
+	opStats                   = "Stats"
+	opSchemaCheck             = "SchemaCheck"
 )
 
 // spanNames are the span names of the operations, made once.
@@ -85,7 +88,7 @@ var spanNames = func() map[string]string {
 		opRecordSoftDeleteByToken, opRecordUpdate, opTokenCreate, opTokenCreateCustom, opTokenRead, opTokenUpdate,
 		opTokenUpsert, opTokenDelete, opTokenSoftDelete, opTokenExists, opTokenRenew, opTokensExpiredSoftDelete,
 		opTokensExpiredDelete, opTokensRead, opTokensChangePassword, opGetVaultSetting, opSetVaultSetting,
-		opRewrapRoot, opDestroyRoot} {
+		opRewrapRoot, opDestroyRoot, opVerifyValue, opStats, opSchemaCheck} {
 		m[op] = "vaultstore." + op
 	}
 	return m
