@@ -157,8 +157,8 @@ type operation struct {
 	// delegated is set when another operation, run inside this one,
 	// reports the call (auditedWrite): this one only ends its span.
 	delegated bool
-	count    int64
-	counted  bool
+	count     int64
+	counted   bool
 }
 
 // observe starts op: a span, and, for calls that touch values, the audit
