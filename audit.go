@@ -105,15 +105,12 @@ type auditConfig struct {
 func (a auditConfig) record(ctx context.Context, o *operation, err error) error {
 	e := AuditEvent{
 		Operation: o.name,
-		Tokens:    o.tokens,
+		Tokens:    o.tokenList(),
 		RecordIDs: o.records,
 		Outcome:   errorClass(err),
 		Count:     o.count,
 		Time:      o.start,
 		Duration:  time.Since(o.start),
-	}
-	if o.tokenOut != nil && *o.tokenOut != "" {
-		e.Tokens = []string{*o.tokenOut}
 	}
 	herr := a.hook(ctx, e)
 	if herr == nil {

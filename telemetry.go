@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -46,11 +47,18 @@ type telemetry struct {
 	// outcomes caches the attribute set of each operation and outcome,
 	// so that recording a call allocates nothing.
 	mu       sync.RWMutex
-	outcomes map[[2]string]metric.MeasurementOption
+	outcomes map[[2]string]*outcomeOptions
+}
+
+// outcomeOptions are the measurement options of one operation and outcome,
+// as the slices Add and Record take, so that no call builds them.
+type outcomeOptions struct {
+	add    []metric.AddOption
+	record []metric.RecordOption
 }
 
 // outcome is the metric attributes of op ending in class.
-func (t *telemetry) outcome(op, class string) metric.MeasurementOption {
+func (t *telemetry) outcome(op, class string) *outcomeOptions {
 	key := [2]string{op, class}
 	t.mu.RLock()
 	o, ok := t.outcomes[key]
@@ -58,7 +66,8 @@ func (t *telemetry) outcome(op, class string) metric.MeasurementOption {
 	if ok {
 		return o
 	}
-	o = metric.WithAttributeSet(attribute.NewSet(attribute.String("vaultstore.operation", op), attribute.String("vaultstore.outcome", class)))
+	set := metric.WithAttributeSet(attribute.NewSet(attribute.String("vaultstore.operation", op), attribute.String("vaultstore.outcome", class)))
+	o = &outcomeOptions{add: []metric.AddOption{set}, record: []metric.RecordOption{set}}
 	t.mu.Lock()
 	t.outcomes[key] = o
 	t.mu.Unlock()
@@ -72,7 +81,7 @@ func newTelemetry(log *slog.Logger, dialect string, tp trace.TracerProvider, mp 
 	if mp == nil {
 		mp = otel.GetMeterProvider()
 	}
-	t := &telemetry{log: log, system: dialect, tracer: tp.Tracer(instrumentationName), outcomes: map[[2]string]metric.MeasurementOption{}}
+	t := &telemetry{log: log, system: dialect, tracer: tp.Tracer(instrumentationName), outcomes: map[[2]string]*outcomeOptions{}}
 	if dialect == dialectPostgres {
 		t.system = "postgresql"
 	}
@@ -151,8 +160,9 @@ type operation struct {
 	name     string
 	start    time.Time
 	span     trace.Span
-	tokens   []string
-	tokenOut *string // a token the call makes, known when it ends
+	token    string   // the one token the call names, or
+	tokens   []string // the tokens of a call that names several
+	tokenOut *string  // a token the call makes, known when it ends
 	records  []string
 	// delegated is set when another operation, run inside this one,
 	// reports the call (auditedWrite): this one only ends its span.
@@ -173,7 +183,30 @@ func (s *Store) observe(ctx context.Context, name string, tokens ...string) (con
 		// Without an SDK nothing records, and nothing is built.
 		span.SetAttributes(attribute.String("vaultstore.operation", name), attribute.String("db.system.name", s.tel.system))
 	}
-	return ctx, &operation{s: s, ctx: ctx, name: name, start: time.Now(), span: span, tokens: tokens}
+	op := operationPool.Get().(*operation)
+	*op = operation{s: s, ctx: ctx, name: name, start: time.Now(), span: span}
+	switch len(tokens) {
+	case 0:
+	case 1:
+		op.token = tokens[0] // tokens itself does not escape
+	default:
+		op.tokens = slices.Clone(tokens)
+	}
+	return ctx, op
+}
+
+// operationPool recycles operations: every call makes one.
+var operationPool = sync.Pool{New: func() any { return new(operation) }}
+
+// tokenList is what the audit event names.
+func (o *operation) tokenList() []string {
+	switch {
+	case o.tokenOut != nil && *o.tokenOut != "":
+		return []string{*o.tokenOut}
+	case o.token != "":
+		return []string{o.token}
+	}
+	return o.tokens
 }
 
 // setCount records how many records a bulk call handled.
@@ -184,6 +217,7 @@ func (o *operation) setCount(n int64) { o.count, o.counted = n, true }
 // is set), ends the span and records the metrics.
 func (o *operation) end(err *error) {
 	s := o.s
+	defer o.release()
 	if o.delegated {
 		o.span.End()
 		return
@@ -206,8 +240,14 @@ func (o *operation) end(err *error) {
 	}
 	o.span.End()
 	set := s.tel.outcome(o.name, class)
-	s.tel.ops.Add(o.ctx, 1, set)
-	s.tel.opDuration.Record(o.ctx, elapsed.Seconds(), set)
+	s.tel.ops.Add(o.ctx, 1, set.add...)
+	s.tel.opDuration.Record(o.ctx, elapsed.Seconds(), set.record...)
+}
+
+// release returns o to the pool; nothing may use it afterwards.
+func (o *operation) release() {
+	*o = operation{}
+	operationPool.Put(o)
 }
 
 // endRead is end for calls that return a value: a failed audit withholds
