@@ -337,3 +337,53 @@ func Example_keyWrapper() {
 	// <nil>
 	// true
 }
+
+func ExampleStore_TokenRestore() {
+	ctx := context.Background()
+	store := exampleStore()
+	const password = "correct horse battery staple"
+
+	token, err := store.TokenCreate(ctx, "api key 271828", password, 20)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := store.TokenSoftDelete(ctx, token); err != nil {
+		log.Fatal(err)
+	}
+	_, err = store.TokenRead(ctx, token, password)
+	fmt.Println(errors.Is(err, vaultstore.ErrRecordNotFound))
+
+	// Undo the soft delete: value, expiry and metadata come back.
+	if err := store.TokenRestore(ctx, token); err != nil {
+		log.Fatal(err)
+	}
+	value, err := store.TokenRead(ctx, token, password)
+	fmt.Println(value, err)
+
+	// A live token has nothing to restore.
+	err = store.TokenRestore(ctx, token)
+	fmt.Println(errors.Is(err, vaultstore.ErrRecordNotFound))
+	// Output:
+	// true
+	// api key 271828 <nil>
+	// true
+}
+
+func ExampleStore_RecordRestoreByID() {
+	ctx := context.Background()
+	store := exampleStore()
+
+	record := vaultstore.NewRecord().SetToken("tk_rawrecord0001").SetValue("raw")
+	if err := store.RecordCreate(ctx, record); err != nil {
+		log.Fatal(err)
+	}
+	if err := store.RecordSoftDeleteByID(ctx, record.GetID()); err != nil {
+		log.Fatal(err)
+	}
+	if err := store.RecordRestoreByID(ctx, record.GetID()); err != nil {
+		log.Fatal(err)
+	}
+	found, err := store.RecordFindByID(ctx, record.GetID())
+	fmt.Println(found.GetToken(), found.GetValue(), err)
+	// Output: tk_rawrecord0001 raw <nil>
+}
