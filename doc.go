@@ -40,7 +40,9 @@
 // with placeholders and never their bound values.
 //
 // What it does not protect against: a process that holds the password, and
-// the metadata named above.
+// the metadata named above. Per-token metadata (TokenCreateOptions.Metadata,
+// Store.TokenMetadataSet) is stored unencrypted, for labels the database
+// may see, never for secrets.
 //
 // # Errors
 //

@@ -387,3 +387,71 @@ func ExampleStore_RecordRestoreByID() {
 	fmt.Println(found.GetToken(), found.GetValue(), err)
 	// Output: tk_rawrecord0001 raw <nil>
 }
+
+func ExampleStore_TokenMetadata() {
+	ctx := context.Background()
+	store := exampleStore()
+	const password = "correct horse battery staple"
+
+	// Metadata is stored unencrypted, with the token, in one transaction.
+	token, err := store.TokenCreate(ctx, "4111 1111 1111 1111", password, 24, vaultstore.TokenCreateOptions{
+		Metadata: map[string]string{"tenant": "acme", "kind": "card"},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	metadata, err := store.TokenMetadata(ctx, token)
+	fmt.Println(metadata, err)
+	// Output: map[kind:card tenant:acme] <nil>
+}
+
+func ExampleStore_TokenMetadataSet() {
+	ctx := context.Background()
+	store := exampleStore()
+	const password = "correct horse battery staple"
+
+	token, err := store.TokenCreate(ctx, "4111 1111 1111 1111", password, 24, vaultstore.TokenCreateOptions{
+		Metadata: map[string]string{"tenant": "acme", "kind": "card"},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	// Set one key, add one, and remove one with an empty value.
+	err = store.TokenMetadataSet(ctx, token, map[string]string{"tenant": "globex", "region": "eu", "kind": ""})
+	if err != nil {
+		log.Fatal(err)
+	}
+	metadata, err := store.TokenMetadata(ctx, token)
+	fmt.Println(metadata, err)
+
+	// Keys are [a-z0-9_.-], at most 64 characters.
+	err = store.TokenMetadataSet(ctx, token, map[string]string{"Tenant": "x"})
+	fmt.Println(errors.Is(err, vaultstore.ErrValidationFailed))
+	// Output:
+	// map[region:eu tenant:globex] <nil>
+	// true
+}
+
+func ExampleStore_TokensFindByMetadata() {
+	ctx := context.Background()
+	store := exampleStore()
+	const password = "correct horse battery staple"
+
+	for i, tenant := range []string{"acme", "globex", "acme", "acme"} {
+		token := fmt.Sprintf("tk_customer%04d", i)
+		err := store.TokenCreateCustom(ctx, token, "secret", password, vaultstore.TokenCreateOptions{
+			Metadata: map[string]string{"tenant": tenant},
+		})
+		if err != nil {
+			log.Fatal(err)
+		}
+	}
+	// Pages of two, in token order; After is the last token of a page.
+	page, err := store.TokensFindByMetadata(ctx, "tenant", "acme", vaultstore.FindOptions{Limit: 2})
+	fmt.Println(page, err)
+	page, err = store.TokensFindByMetadata(ctx, "tenant", "acme", vaultstore.FindOptions{Limit: 2, After: page[len(page)-1]})
+	fmt.Println(page, err)
+	// Output:
+	// [tk_customer0000 tk_customer0002] <nil>
+	// [tk_customer0003] <nil>
+}

@@ -160,4 +160,9 @@ type TokenCreateOptions struct {
 	// ExpiresAt is when the token stops being readable. The zero time means
 	// it never expires.
 	ExpiresAt time.Time
+
+	// Metadata labels the new token (see Store.TokenMetadataSet for the
+	// rules); it is stored with the token in one transaction. Metadata is
+	// not encrypted. Empty values are ignored.
+	Metadata map[string]string
 }

@@ -42,19 +42,23 @@ func (s *Store) TokenCreate(ctx context.Context, value, password string, tokenLe
 	if err != nil {
 		return "", err
 	}
+	extras, err := s.tokenExtrasFor(ctx, value, password, options, false)
+	if err != nil {
+		return "", err
+	}
 	for range tokenCreateAttempts {
 		token, err := newToken(tokenLength)
 		if err != nil {
 			return "", err
 		}
-		err = s.createToken(ctx, token, value, password, expires)
+		err = s.createTokenWith(ctx, token, value, password, expires, extras)
 		if errors.Is(err, ErrTokenAlreadyExists) {
 			continue
 		}
 		if err != nil {
 			return "", err
 		}
-		return token, nil
+		return extras.tokenOr(token), nil
 	}
 	return "", fmt.Errorf("vaultstore: failed to create a unique token in %d attempts: %w", tokenCreateAttempts, ErrTokenAlreadyExists)
 }
@@ -71,6 +75,10 @@ func (s *Store) TokenCreateCustom(ctx context.Context, token, value, password st
 	if err != nil {
 		return err
 	}
+	extras, err := s.tokenExtrasFor(ctx, value, password, options, true)
+	if err != nil {
+		return err
+	}
 	// Checking first spares the encryption when the token is taken, which
 	// costs a key derivation for a v2 value or a password not yet cached;
 	// the unique index still decides a race.
@@ -81,7 +89,7 @@ func (s *Store) TokenCreateCustom(ctx context.Context, token, value, password st
 	if n > 0 {
 		return fmt.Errorf("%w: %q", ErrTokenAlreadyExists, token)
 	}
-	return s.createToken(ctx, token, value, password, expires)
+	return s.createTokenWith(ctx, token, value, password, expires, extras)
 }
 
 // checkWrite validates what every token write takes and returns the expiry.
@@ -102,6 +110,12 @@ func (s *Store) checkWrite(value, password string, options []TokenCreateOptions)
 }
 
 func (s *Store) createToken(ctx context.Context, token, value, password, expires string) error {
+	return s.createTokenWith(ctx, token, value, password, expires, nil)
+}
+
+// createTokenWith is createToken storing extras (metadata) in
+// the same transaction as the row.
+func (s *Store) createTokenWith(ctx context.Context, token, value, password, expires string, extras *tokenExtras) error {
 	// The identity comes first: finding it upgrades a legacy identity of
 	// this password, whose stored hash is a working key, before anything
 	// is written under the vault salt.
@@ -129,6 +143,9 @@ func (s *Store) createToken(ctx context.Context, token, value, password, expires
 		Updated:     now,
 		Expires:     dbTimestamp(expires),
 		SoftDeleted: MAX_DATETIME,
+	}
+	if extras.needTx() {
+		return s.insertTokenWithExtras(ctx, &row, identity, extras)
 	}
 	if !s.passwordIdentityEnabled {
 		return s.insertRecord(ctx, &row)
@@ -365,9 +382,10 @@ func (s *Store) TokensExpiredSoftDelete(ctx context.Context) (int64, error) {
 }
 
 // TokensExpiredDelete permanently deletes every expired token, soft-deleted
-// or not, in one statement, and returns how many. With password identities
-// on, it then removes the links of records that no longer exist; should that
-// fail, the count of deleted tokens is returned with the error.
+// or not, in one statement, and returns how many. It then removes the meta
+// rows (password identity links, metadata) of records that no
+// longer exist; should that fail, the count of deleted tokens is returned
+// with the error.
 func (s *Store) TokensExpiredDelete(ctx context.Context) (int64, error) {
 	res := s.vault(ctx).Where(COLUMN_EXPIRES_AT+" <= ?", nowString()).Delete(&gormVaultRecord{})
 	if res.Error != nil {
