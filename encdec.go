@@ -405,6 +405,7 @@ const (
 	labelV3Commit         = "vaultstore v3 commit"
 	labelIdentityVerifier = "vaultstore identity verifier"
 	labelRootKEK          = "vaultstore v3 root kek"
+	labelFingerprint      = "vaultstore fingerprint"
 )
 
 // mixRoot is the KEK of a KDF-2 value: the Argon2id key of the password

@@ -455,3 +455,65 @@ func ExampleStore_TokensFindByMetadata() {
 	// [tk_customer0000 tk_customer0002] <nil>
 	// [tk_customer0003] <nil>
 }
+
+// exampleFingerprintStore is exampleStore with fingerprints on.
+func exampleFingerprintStore() *vaultstore.Store {
+	db, err := sql.Open("sqlite", ":memory:")
+	if err != nil {
+		log.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	store, err := vaultstore.NewStore(vaultstore.NewStoreOptions{
+		VaultTableName:     "vault",
+		VaultMetaTableName: "vault_meta",
+		DB:                 db,
+		AutomigrateEnabled: true,
+		CryptoConfig:       vaultstore.LightweightCryptoConfig(),
+		FingerprintEnabled: true, // needed by TokensFindByValue and Deduplicate
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	return store
+}
+
+func ExampleStore_TokensFindByValue() {
+	ctx := context.Background()
+	store := exampleFingerprintStore()
+	const password = "correct horse battery staple"
+
+	for _, token := range []string{"tk_ssn_customer_b", "tk_ssn_customer_a"} {
+		if err := store.TokenCreateCustom(ctx, token, "123-45-6789", password); err != nil {
+			log.Fatal(err)
+		}
+	}
+	// Which tokens hold this value? An index lookup, not a decryption of
+	// the vault; the database alone cannot answer it.
+	tokens, err := store.TokensFindByValue(ctx, "123-45-6789", password)
+	fmt.Println(tokens, err)
+
+	// Under another password, nothing matches.
+	tokens, err = store.TokensFindByValue(ctx, "123-45-6789", "another long password")
+	fmt.Println(tokens, err)
+	// Output:
+	// [tk_ssn_customer_a tk_ssn_customer_b] <nil>
+	// [] <nil>
+}
+
+func ExampleStore_TokenCreate_deduplicate() {
+	ctx := context.Background()
+	store := exampleFingerprintStore()
+	const password = "correct horse battery staple"
+
+	first, err := store.TokenCreate(ctx, "4111 1111 1111 1111", password, 24, vaultstore.TokenCreateOptions{Deduplicate: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	// The same value again: the existing token comes back.
+	second, err := store.TokenCreate(ctx, "4111 1111 1111 1111", password, 24, vaultstore.TokenCreateOptions{Deduplicate: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(first == second)
+	// Output: true
+}

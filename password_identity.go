@@ -380,7 +380,7 @@ func (s *Store) linkRecords(db *gorm.DB, identity string, ids ...string) error {
 }
 
 // unlinkRecords removes the meta rows of records that no longer exist:
-// password identity links and metadata.
+// password identity links, metadata and fingerprints.
 func (s *Store) unlinkRecords(db *gorm.DB, ids ...string) error {
 	if len(ids) == 0 {
 		return nil
@@ -402,7 +402,7 @@ func (s *Store) unlinkRecords(db *gorm.DB, ids ...string) error {
 const pruneLinksBatch = 1000
 
 // pruneLinks removes the meta rows of records that no longer exist
-// (password identity links, metadata: every row of object
+// (password identity links, metadata, fingerprints: every row of object
 // type record), such as those TokensExpiredDelete has just removed in one
 // statement. Each round
 // finds the next pruneLinksBatch of them with a plain read, then deletes

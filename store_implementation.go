@@ -42,6 +42,7 @@ type Store struct {
 	keys                    *keyDeriver
 	parallelThreshold       int
 	passwordIdentityEnabled bool
+	fingerprintEnabled      bool
 	policy                  passwordPolicy
 
 	// metaReady is set once the meta table is known to exist with its

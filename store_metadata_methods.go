@@ -17,6 +17,7 @@ import (
 //	object_type  object_id         meta_key       meta_value
 //	record       r_<record id>     md.<key>       <value>
 //	record       r_<record id>     password_id    p_<32 digits>   (password identities)
+//	record       r_<record id>     fingerprint    <fingerprint>   (FingerprintEnabled)
 //
 // Metadata keys are [a-z0-9_.-], so "md." (which no other key of a record
 // starts with) keeps them apart from the store's own keys. Metadata is
@@ -461,16 +462,24 @@ func (s *Store) ensureMetaLookupIndex(ctx context.Context) error {
 	return nil
 }
 
-// tokenExtras is what a new token stores besides its vault row: its
-// metadata. The methods are nil-safe, so that a caller with nothing extra
-// passes nil.
+// tokenExtras is what a new token stores besides its vault row: metadata
+// and, with FingerprintEnabled, the fingerprint of its value, and whether a
+// create deduplicates. The methods are nil-safe, so that a caller with
+// nothing extra passes nil.
 type tokenExtras struct {
-	metadata map[string]string
+	metadata    map[string]string
+	fingerprint string // "" when fingerprints are off
+	dedup       bool
+	// value and password are kept for a deduplicating create, which
+	// compares candidates with the value inside its transaction.
+	value, password string
+	found           string // the equal token a deduplicating create found
 }
 
 // tokenExtrasFor validates and prepares the extras of a token write with
 // options (at most one, as checkWrite has checked). custom is set for
-// TokenCreateCustom.
+// TokenCreateCustom, which cannot deduplicate: it has no token to return
+// but the caller's.
 func (s *Store) tokenExtrasFor(ctx context.Context, value, password string, options []TokenCreateOptions, custom bool) (*tokenExtras, error) {
 	var o TokenCreateOptions
 	if len(options) > 0 {
@@ -480,20 +489,38 @@ func (s *Store) tokenExtrasFor(ctx context.Context, value, password string, opti
 	if err != nil {
 		return nil, err
 	}
-	if len(metadata) == 0 {
+	switch {
+	case o.Deduplicate && custom:
+		return nil, validationErrorf("Deduplicate applies to TokenCreate only; TokenCreateCustom stores the token it is given")
+	case o.Deduplicate && !s.fingerprintEnabled:
+		return nil, validationErrorf("Deduplicate needs NewStoreOptions.FingerprintEnabled")
+	}
+	fp, err := s.fingerprintOf(ctx, value, password)
+	if err != nil {
+		return nil, err
+	}
+	if len(metadata) == 0 && fp == "" {
 		return nil, nil
 	}
-	return &tokenExtras{metadata: metadata}, nil
+	e := &tokenExtras{metadata: metadata, fingerprint: fp, dedup: o.Deduplicate}
+	if e.dedup {
+		e.value, e.password = value, password
+	}
+	return e, nil
 }
 
 // needTx reports whether the token's insert must be a transaction with
 // more than its vault row.
 func (e *tokenExtras) needTx() bool {
-	return e != nil && len(e.metadata) > 0
+	return e != nil && (len(e.metadata) > 0 || e.fingerprint != "")
 }
 
-// tokenOr is the token a create returns.
+// tokenOr is the token a create returns: the equal one a deduplicating
+// create found, or the new one.
 func (e *tokenExtras) tokenOr(token string) string {
+	if e != nil && e.found != "" {
+		return e.found
+	}
 	return token
 }
 
@@ -504,6 +531,9 @@ func (s *Store) insertTokenWithExtras(ctx context.Context, row *gormVaultRecord,
 	// could not run beside it.
 	if err := s.ensureMetaTable(ctx); err != nil {
 		return err
+	}
+	if extras.dedup {
+		return s.insertDeduplicated(ctx, row, identity, extras, extras.password, extras.value)
 	}
 	var insertErr error
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -527,5 +557,18 @@ func (s *Store) insertRowAndExtras(tx *gorm.DB, row *gormVaultRecord, identity s
 			return err
 		}
 	}
-	return s.writeMetadata(tx, row.ID, extras.metadata)
+	if err := s.writeMetadata(tx, row.ID, extras.metadata); err != nil {
+		return err
+	}
+	if extras.fingerprint == "" {
+		return nil
+	}
+	// The record is new, so its fingerprint is too: a plain insert.
+	q := s.quoteIdent
+	err := tx.Exec(fmt.Sprintf("INSERT INTO %s (%s, %s, %s, %s) VALUES (?, ?, ?, ?)", q(s.metaTable), q(COLUMN_OBJECT_TYPE), q(COLUMN_OBJECT_ID), q(COLUMN_META_KEY), q(COLUMN_META_VALUE)),
+		OBJECT_TYPE_RECORD, recordObjectID(row.ID), META_KEY_FINGERPRINT, extras.fingerprint).Error
+	if err != nil {
+		return fmt.Errorf("vaultstore: failed to store a fingerprint: %w", err)
+	}
+	return nil
 }

@@ -451,7 +451,15 @@ func TestFindByMetadataUsesTheIndex(t *testing.T) {
 	t.Parallel()
 	db := openMemorySQLite(t)
 	s := newStore(t, db)
-	rows, err := db.Query("EXPLAIN QUERY PLAN "+s.FindByMetadataSQL(100), "md.tenant", "acme", "2000-01-01 00:00:00", "")
+	checkLookupPlan(t, db, s, s.FindByMetadataSQL(100), "md.tenant", "acme", "2000-01-01 00:00:00", "")
+	checkLookupPlan(t, db, s, s.FingerprintCandidatesSQL(), "fingerprint", "abc", "2000-01-01 00:00:00", "2000-01-01 00:00:00")
+}
+
+// checkLookupPlan fails unless SQLite's plan for stmt reads the meta table
+// through the lookup index and scans no table.
+func checkLookupPlan(t testing.TB, db *sql.DB, s *vaultstore.Store, stmt string, args ...any) {
+	t.Helper()
+	rows, err := db.Query("EXPLAIN QUERY PLAN "+stmt, args...)
 	if err != nil {
 		t.Fatal(err)
 	}

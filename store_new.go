@@ -141,6 +141,7 @@ func NewStore(opts NewStoreOptions) (*Store, error) {
 		identityIDs:             newLRU[[32]byte, string](maxRememberedIdentities, nil),
 		parallelThreshold:       threshold,
 		passwordIdentityEnabled: opts.PasswordIdentityEnabled,
+		fingerprintEnabled:      opts.FingerprintEnabled,
 		wrapper:                 opts.KeyWrapper,
 		rootRetired:             opts.RootKeyRetired,
 		policy: passwordPolicy{

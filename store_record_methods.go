@@ -331,7 +331,7 @@ func (s *Store) RecordDeleteByToken(ctx context.Context, token string) error {
 }
 
 func (s *Store) deleteWhere(ctx context.Context, column, key string) error {
-	// The record's meta rows (identity link, metadata) go
+	// The record's meta rows (identity link, metadata, fingerprint) go
 	// with it.
 	var ids []string
 	switch {

@@ -113,7 +113,7 @@ func (s *Store) createToken(ctx context.Context, token, value, password, expires
 	return s.createTokenWith(ctx, token, value, password, expires, nil)
 }
 
-// createTokenWith is createToken storing extras (metadata) in
+// createTokenWith is createToken storing extras (metadata, fingerprint) in
 // the same transaction as the row.
 func (s *Store) createTokenWith(ctx context.Context, token, value, password, expires string, extras *tokenExtras) error {
 	// The identity comes first: finding it upgrades a legacy identity of
@@ -238,13 +238,17 @@ func (s *Store) TokenUpdate(ctx context.Context, token, value, password string) 
 	if err != nil {
 		return err
 	}
+	fp, err := s.fingerprintOf(ctx, value, password)
+	if err != nil {
+		return err
+	}
 	// The row is updated by primary key: a single-row lock taken in the
 	// same order as every other writer's, where a search by token and
 	// expiry could lock index entries in another order and deadlock
 	// against a concurrent TokenRenew on InnoDB. The conditions are
 	// repeated so that a soft delete or expiry that lands in between wins.
 	for range concurrentWriteAttempts {
-		updated, err := s.updateLiveValue(ctx, row.ID, stored, identity)
+		updated, err := s.updateLiveValue(ctx, row.ID, stored, identity, fp)
 		if err != nil {
 			return err
 		}
@@ -264,9 +268,9 @@ func (s *Store) TokenUpdate(ctx context.Context, token, value, password string) 
 }
 
 // updateLiveValue writes a new value to the row id if it is neither
-// soft-deleted nor expired, and links it to identity when that is set, in
-// one transaction.
-func (s *Store) updateLiveValue(ctx context.Context, id, stored, identity string) (bool, error) {
+// soft-deleted nor expired, and links it to identity and stores its
+// fingerprint fp when those are set, in one transaction.
+func (s *Store) updateLiveValue(ctx context.Context, id, stored, identity, fp string) (bool, error) {
 	updated := false
 	write := func(db *gorm.DB) error {
 		now := nowString()
@@ -280,12 +284,17 @@ func (s *Store) updateLiveValue(ctx context.Context, id, stored, identity string
 		}
 		updated = res.RowsAffected > 0
 		if updated && identity != "" {
-			return s.linkRecords(db, identity, id)
+			if err := s.linkRecords(db, identity, id); err != nil {
+				return err
+			}
+		}
+		if updated && fp != "" {
+			return s.writeFingerprints(db, map[string]string{id: fp})
 		}
 		return nil
 	}
 	var err error
-	if identity == "" {
+	if identity == "" && fp == "" {
 		err = write(s.db.WithContext(ctx))
 	} else {
 		err = s.db.WithContext(ctx).Transaction(write)
@@ -383,7 +392,7 @@ func (s *Store) TokensExpiredSoftDelete(ctx context.Context) (int64, error) {
 
 // TokensExpiredDelete permanently deletes every expired token, soft-deleted
 // or not, in one statement, and returns how many. It then removes the meta
-// rows (password identity links, metadata) of records that no
+// rows (password identity links, metadata, fingerprints) of records that no
 // longer exist; should that fail, the count of deleted tokens is returned
 // with the error.
 func (s *Store) TokensExpiredDelete(ctx context.Context) (int64, error) {
