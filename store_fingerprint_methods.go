@@ -132,6 +132,24 @@ func (s *Store) fingerprintCandidates(db *gorm.DB, fp string) ([]gormVaultRecord
 	return rows, nil
 }
 
+// fingerprintCandidatesIfAny is fingerprintCandidates for a search that
+// usually finds nothing, as a deduplicating create of a new value: a
+// lookup in the meta table's index alone, a simpler statement than the
+// join, decides whether the join is needed.
+func (s *Store) fingerprintCandidatesIfAny(db *gorm.DB, fp string) ([]gormVaultRecord, error) {
+	var ids []string
+	err := db.Table(s.metaTable).Where(recordMetaRecord).
+		Where(COLUMN_META_KEY+" = ? AND "+COLUMN_META_VALUE+" = ?", META_KEY_FINGERPRINT, fp).
+		Limit(1).Pluck(COLUMN_OBJECT_ID, &ids).Error
+	if err != nil {
+		return nil, fmt.Errorf("vaultstore: failed to find tokens by fingerprint: %w", err)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	return s.fingerprintCandidates(db, fp)
+}
+
 // fingerprintCandidatesSQL is the search of fingerprintCandidates; its
 // arguments are the meta key, the fingerprint and now twice. As in
 // findByMetadataSQL, the meta table's lookup index leads.
@@ -240,7 +258,7 @@ func (s *Store) insertDeduplicated(ctx context.Context, row *gormVaultRecord, id
 					return lockErr
 				}
 			}
-			rows, err := s.fingerprintCandidates(tx, extras.fingerprint)
+			rows, err := s.fingerprintCandidatesIfAny(tx, extras.fingerprint)
 			if err != nil {
 				return err
 			}
