@@ -42,6 +42,7 @@ var auditedOps = map[string]bool{
 	opTokenCreate: true, opTokenCreateCustom: true, opTokenRead: true, opTokenUpdate: true,
 	opTokenDelete: true, opTokenSoftDelete: true, opTokenRenew: true, opTokensExpiredSoftDelete: true,
 	opTokensExpiredDelete: true, opTokensRead: true, opTokensChangePassword: true, opVerifyValue: true,
+	opTokenRestore: true, opRecordRestoreByID: true, opTokensFindByValue: true,
 }
 
 // Operation names, as spans, metrics and audit events give them.
@@ -78,6 +79,12 @@ const (
 	opVerifyValue             = "VerifyValue"
 	opStats                   = "Stats"
 	opSchemaCheck             = "SchemaCheck"
+	opTokenRestore            = "TokenRestore"
+	opRecordRestoreByID       = "RecordRestoreByID"
+	opTokenMetadata           = "TokenMetadata"
+	opTokenMetadataSet        = "TokenMetadataSet"
+	opTokensFindByMetadata    = "TokensFindByMetadata"
+	opTokensFindByValue       = "TokensFindByValue"
 )
 
 // spanNames are the span names of the operations, made once.
@@ -88,7 +95,8 @@ var spanNames = func() map[string]string {
 		opRecordSoftDeleteByToken, opRecordUpdate, opTokenCreate, opTokenCreateCustom, opTokenRead, opTokenUpdate,
 		opTokenUpsert, opTokenDelete, opTokenSoftDelete, opTokenExists, opTokenRenew, opTokensExpiredSoftDelete,
 		opTokensExpiredDelete, opTokensRead, opTokensChangePassword, opGetVaultSetting, opSetVaultSetting,
-		opRewrapRoot, opDestroyRoot, opVerifyValue, opStats, opSchemaCheck} {
+		opRewrapRoot, opDestroyRoot, opVerifyValue, opStats, opSchemaCheck, opTokenRestore, opRecordRestoreByID,
+		opTokenMetadata, opTokenMetadataSet, opTokensFindByMetadata, opTokensFindByValue} {
 		m[op] = "vaultstore." + op
 	}
 	return m

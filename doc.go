@@ -40,7 +40,12 @@
 // with placeholders and never their bound values.
 //
 // What it does not protect against: a process that holds the password, and
-// the metadata named above.
+// the metadata named above. Per-token metadata (TokenCreateOptions.Metadata,
+// Store.TokenMetadataSet) is stored unencrypted, for labels the database
+// may see, never for secrets. With NewStoreOptions.FingerprintEnabled, the
+// database also shows which tokens of one password hold equal values; the
+// fingerprints are keyed by the password's key, so they neither reveal
+// values nor link values across passwords.
 //
 // # Errors
 //

@@ -125,6 +125,7 @@ const (
 	labelV3Commit         = "vaultstore v3 commit"
 	labelIdentityVerifier = "vaultstore identity verifier"
 	labelRootKEK          = "vaultstore v3 root kek"
+	labelFingerprint      = "vaultstore fingerprint"
 )
 
 // checkArgon2Bounds refuses the cost parameters of a stored value (a v3

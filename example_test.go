@@ -429,3 +429,183 @@ func ExampleNewStoreOptions_logger() {
 	// level=INFO msg="vaultstore: rotation started" op=TokensChangePassword table=vault dry_run=false identities=false
 	// level=INFO msg="vaultstore: rotation ended" op=TokensChangePassword dry_run=false records=1 changed=1 skipped=0 total=1 from_v1=0 from_v2=0 from_v3=1 err=ok
 }
+
+func ExampleStore_TokenRestore() {
+	ctx := context.Background()
+	store := exampleStore()
+	const password = "correct horse battery staple"
+
+	token, err := store.TokenCreate(ctx, "api key 271828", password, 20)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := store.TokenSoftDelete(ctx, token); err != nil {
+		log.Fatal(err)
+	}
+	_, err = store.TokenRead(ctx, token, password)
+	fmt.Println(errors.Is(err, vaultstore.ErrRecordNotFound))
+
+	// Undo the soft delete: value, expiry and metadata come back.
+	if err := store.TokenRestore(ctx, token); err != nil {
+		log.Fatal(err)
+	}
+	value, err := store.TokenRead(ctx, token, password)
+	fmt.Println(value, err)
+
+	// A live token has nothing to restore.
+	err = store.TokenRestore(ctx, token)
+	fmt.Println(errors.Is(err, vaultstore.ErrRecordNotFound))
+	// Output:
+	// true
+	// api key 271828 <nil>
+	// true
+}
+
+func ExampleStore_RecordRestoreByID() {
+	ctx := context.Background()
+	store := exampleStore()
+
+	record := vaultstore.NewRecord().SetToken("tk_rawrecord0001").SetValue("raw")
+	if err := store.RecordCreate(ctx, record); err != nil {
+		log.Fatal(err)
+	}
+	if err := store.RecordSoftDeleteByID(ctx, record.GetID()); err != nil {
+		log.Fatal(err)
+	}
+	if err := store.RecordRestoreByID(ctx, record.GetID()); err != nil {
+		log.Fatal(err)
+	}
+	found, err := store.RecordFindByID(ctx, record.GetID())
+	fmt.Println(found.GetToken(), found.GetValue(), err)
+	// Output: tk_rawrecord0001 raw <nil>
+}
+
+func ExampleStore_TokenMetadata() {
+	ctx := context.Background()
+	store := exampleStore()
+	const password = "correct horse battery staple"
+
+	// Metadata is stored unencrypted, with the token, in one transaction.
+	token, err := store.TokenCreate(ctx, "4111 1111 1111 1111", password, 24, vaultstore.TokenCreateOptions{
+		Metadata: map[string]string{"tenant": "acme", "kind": "card"},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	metadata, err := store.TokenMetadata(ctx, token)
+	fmt.Println(metadata, err)
+	// Output: map[kind:card tenant:acme] <nil>
+}
+
+func ExampleStore_TokenMetadataSet() {
+	ctx := context.Background()
+	store := exampleStore()
+	const password = "correct horse battery staple"
+
+	token, err := store.TokenCreate(ctx, "4111 1111 1111 1111", password, 24, vaultstore.TokenCreateOptions{
+		Metadata: map[string]string{"tenant": "acme", "kind": "card"},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	// Set one key, add one, and remove one with an empty value.
+	err = store.TokenMetadataSet(ctx, token, map[string]string{"tenant": "globex", "region": "eu", "kind": ""})
+	if err != nil {
+		log.Fatal(err)
+	}
+	metadata, err := store.TokenMetadata(ctx, token)
+	fmt.Println(metadata, err)
+
+	// Keys are [a-z0-9_.-], at most 64 characters.
+	err = store.TokenMetadataSet(ctx, token, map[string]string{"Tenant": "x"})
+	fmt.Println(errors.Is(err, vaultstore.ErrValidationFailed))
+	// Output:
+	// map[region:eu tenant:globex] <nil>
+	// true
+}
+
+func ExampleStore_TokensFindByMetadata() {
+	ctx := context.Background()
+	store := exampleStore()
+	const password = "correct horse battery staple"
+
+	for i, tenant := range []string{"acme", "globex", "acme", "acme"} {
+		token := fmt.Sprintf("tk_customer%04d", i)
+		err := store.TokenCreateCustom(ctx, token, "secret", password, vaultstore.TokenCreateOptions{
+			Metadata: map[string]string{"tenant": tenant},
+		})
+		if err != nil {
+			log.Fatal(err)
+		}
+	}
+	// Pages of two, in token order; After is the last token of a page.
+	page, err := store.TokensFindByMetadata(ctx, "tenant", "acme", vaultstore.FindOptions{Limit: 2})
+	fmt.Println(page, err)
+	page, err = store.TokensFindByMetadata(ctx, "tenant", "acme", vaultstore.FindOptions{Limit: 2, After: page[len(page)-1]})
+	fmt.Println(page, err)
+	// Output:
+	// [tk_customer0000 tk_customer0002] <nil>
+	// [tk_customer0003] <nil>
+}
+
+// exampleFingerprintStore is exampleStore with fingerprints on.
+func exampleFingerprintStore() *vaultstore.Store {
+	db, err := sql.Open("sqlite", ":memory:")
+	if err != nil {
+		log.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	store, err := vaultstore.NewStore(vaultstore.NewStoreOptions{
+		VaultTableName:     "vault",
+		VaultMetaTableName: "vault_meta",
+		DB:                 db,
+		AutomigrateEnabled: true,
+		CryptoConfig:       vaultstore.LightweightCryptoConfig(),
+		FingerprintEnabled: true, // needed by TokensFindByValue and Deduplicate
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	return store
+}
+
+func ExampleStore_TokensFindByValue() {
+	ctx := context.Background()
+	store := exampleFingerprintStore()
+	const password = "correct horse battery staple"
+
+	for _, token := range []string{"tk_ssn_customer_b", "tk_ssn_customer_a"} {
+		if err := store.TokenCreateCustom(ctx, token, "123-45-6789", password); err != nil {
+			log.Fatal(err)
+		}
+	}
+	// Which tokens hold this value? An index lookup, not a decryption of
+	// the vault; the database alone cannot answer it.
+	tokens, err := store.TokensFindByValue(ctx, "123-45-6789", password)
+	fmt.Println(tokens, err)
+
+	// Under another password, nothing matches.
+	tokens, err = store.TokensFindByValue(ctx, "123-45-6789", "another long password")
+	fmt.Println(tokens, err)
+	// Output:
+	// [tk_ssn_customer_a tk_ssn_customer_b] <nil>
+	// [] <nil>
+}
+
+func ExampleStore_TokenCreate_deduplicate() {
+	ctx := context.Background()
+	store := exampleFingerprintStore()
+	const password = "correct horse battery staple"
+
+	first, err := store.TokenCreate(ctx, "4111 1111 1111 1111", password, 24, vaultstore.TokenCreateOptions{Deduplicate: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	// The same value again: the existing token comes back.
+	second, err := store.TokenCreate(ctx, "4111 1111 1111 1111", password, 24, vaultstore.TokenCreateOptions{Deduplicate: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(first == second)
+	// Output: true
+}

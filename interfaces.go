@@ -160,4 +160,18 @@ type TokenCreateOptions struct {
 	// ExpiresAt is when the token stops being readable. The zero time means
 	// it never expires.
 	ExpiresAt time.Time
+
+	// Metadata labels the new token (see Store.TokenMetadataSet for the
+	// rules); it is stored with the token in one transaction. Metadata is
+	// not encrypted. Empty values are ignored.
+	Metadata map[string]string
+
+	// Deduplicate makes TokenCreate return the existing token when a
+	// readable one under the same password already holds an equal value,
+	// instead of storing a second copy; that token is returned as it is
+	// (this call's ExpiresAt and Metadata are not applied to it). Creates
+	// of one value racing each other, in one process or many, end with
+	// one token. It needs NewStoreOptions.FingerprintEnabled, and applies
+	// to TokenCreate only (ErrValidationFailed otherwise).
+	Deduplicate bool
 }

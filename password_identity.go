@@ -385,7 +385,8 @@ func (s *Store) linkRecords(db *gorm.DB, identity string, ids ...string) error {
 	return nil
 }
 
-// unlinkRecords removes the links of records that no longer exist.
+// unlinkRecords removes the meta rows of records that no longer exist:
+// password identity links, metadata and fingerprints.
 func (s *Store) unlinkRecords(db *gorm.DB, ids ...string) error {
 	if len(ids) == 0 {
 		return nil
@@ -395,10 +396,10 @@ func (s *Store) unlinkRecords(db *gorm.DB, ids ...string) error {
 		objectIDs[i] = RECORD_META_ID_PREFIX + id
 	}
 	err := db.Table(s.metaTable).
-		Where(COLUMN_OBJECT_TYPE+" = ? AND "+COLUMN_META_KEY+" = ? AND "+COLUMN_OBJECT_ID+" IN ?", OBJECT_TYPE_RECORD, META_KEY_PASSWORD_ID, objectIDs).
+		Where(COLUMN_OBJECT_TYPE+" = ? AND "+COLUMN_OBJECT_ID+" IN ?", OBJECT_TYPE_RECORD, objectIDs).
 		Delete(&gormVaultMeta{}).Error
 	if err != nil {
-		return fmt.Errorf("vaultstore: failed to remove password identity links: %w", err)
+		return fmt.Errorf("vaultstore: failed to remove the meta rows of deleted records: %w", err)
 	}
 	return nil
 }
@@ -406,8 +407,10 @@ func (s *Store) unlinkRecords(db *gorm.DB, ids ...string) error {
 // pruneLinksBatch bounds the stale links pruneLinks reads per round.
 const pruneLinksBatch = 1000
 
-// pruneLinks removes the links of records that no longer exist, such as
-// those TokensExpiredDelete has just removed in one statement. Each round
+// pruneLinks removes the meta rows of records that no longer exist
+// (password identity links, metadata, fingerprints: every row of object
+// type record), such as those TokensExpiredDelete has just removed in one
+// statement. Each round
 // finds the next pruneLinksBatch of them with a plain read, then deletes
 // those, on SQLite and PostgreSQL only where their record is still absent.
 //
@@ -422,8 +425,8 @@ const pruneLinksBatch = 1000
 // the two statements is lost only if a record was created again under a
 // deleted record's id (RecordCreate with an explicit id) in that instant.
 func (s *Store) pruneLinks(ctx context.Context) error {
-	if !s.passwordIdentityEnabled {
-		return nil
+	if err := s.ensureMetaTable(ctx); err != nil {
+		return err
 	}
 	q := s.quoteIdent
 	// The record id follows the "r_" prefix; SUBSTR counts from 1 in all
@@ -431,8 +434,7 @@ func (s *Store) pruneLinks(ctx context.Context) error {
 	orphan := fmt.Sprintf("NOT EXISTS (SELECT 1 FROM %s WHERE %s.%s = SUBSTR(%s.%s, %d))",
 		q(s.vaultTable), q(s.vaultTable), q(COLUMN_ID), q(s.metaTable), q(COLUMN_OBJECT_ID), len(RECORD_META_ID_PREFIX)+1)
 	links := func(db *gorm.DB) *gorm.DB {
-		return db.Table(s.metaTable).
-			Where(COLUMN_OBJECT_TYPE+" = ? AND "+COLUMN_META_KEY+" = ?", OBJECT_TYPE_RECORD, META_KEY_PASSWORD_ID)
+		return db.Table(s.metaTable).Where(COLUMN_OBJECT_TYPE+" = ?", OBJECT_TYPE_RECORD)
 	}
 	db := s.db.WithContext(ctx)
 	after := ""
@@ -443,7 +445,7 @@ func (s *Store) pruneLinks(ctx context.Context) error {
 		err := links(db).Where(COLUMN_OBJECT_ID+" > ?", after).Where(orphan).
 			Order(COLUMN_OBJECT_ID+" ASC").Limit(pruneLinksBatch).Pluck(COLUMN_OBJECT_ID, &stale).Error
 		if err != nil {
-			return fmt.Errorf("vaultstore: failed to find password identity links of deleted records: %w", err)
+			return fmt.Errorf("vaultstore: failed to find meta rows of deleted records: %w", err)
 		}
 		if len(stale) == 0 {
 			return nil
@@ -457,7 +459,7 @@ func (s *Store) pruneLinks(ctx context.Context) error {
 			err = links(db).Where(COLUMN_OBJECT_ID+" IN ?", stale).Where(orphan).Delete(&gormVaultMeta{}).Error
 		}
 		if err != nil {
-			return fmt.Errorf("vaultstore: failed to remove password identity links of deleted records: %w", err)
+			return fmt.Errorf("vaultstore: failed to remove meta rows of deleted records: %w", err)
 		}
 		if len(stale) < pruneLinksBatch {
 			return nil

@@ -77,7 +77,7 @@ func (s *Store) createMetaTableSQL() string {
 		q(COLUMN_ID), t.metaID,
 		q(COLUMN_OBJECT_TYPE), fmt.Sprintf(t.metaString, 50),
 		q(COLUMN_OBJECT_ID), fmt.Sprintf(t.metaString, 64),
-		q(COLUMN_META_KEY), fmt.Sprintf(t.metaString, 50),
+		q(COLUMN_META_KEY), fmt.Sprintf(t.metaString, metaKeyWidth),
 		q(COLUMN_META_VALUE), t.text,
 		t.tableSuffix)
 }
@@ -367,6 +367,9 @@ func (s *Store) ensureMetaTable(ctx context.Context) error {
 		}
 	}
 	if err := s.ensureIndex(ctx, s.metaTable, indexName, true, uniqueColumns...); err != nil {
+		return err
+	}
+	if err := s.ensureRecordMetaSchema(ctx); err != nil {
 		return err
 	}
 	s.shared.metaReady.Store(true)

@@ -80,6 +80,8 @@ type rekeyItem struct {
 	sealed           string // new value; "" when the row does not change
 	version          string // format of value
 	skipped          bool
+	fingerprint      string // of the sealed value, with FingerprintEnabled
+	fingerprinted    bool   // the stored fingerprint is the value's current one
 }
 
 // TokensChangePassword re-encrypts, with newPassword, every record whose
@@ -286,6 +288,9 @@ func (r *rotation) batch(ctx context.Context, rows []gormVaultRecord) error {
 // and, unless this is a dry run, seals it with the new one. It counts the
 // items it skips.
 func (r *rotation) examine(ctx context.Context, items []rekeyItem) error {
+	if err := r.checkFingerprints(ctx, items); err != nil {
+		return err
+	}
 	if err := r.examineEach(ctx, items); err != nil {
 		return err
 	}
@@ -304,7 +309,7 @@ func (r *rotation) examineEach(ctx context.Context, items []rekeyItem) error {
 		it := &items[i]
 		it.sealed, it.skipped = "", false
 		it.version, _ = valueVersion(it.value)
-		if r.current != nil && r.current(it.value) {
+		if r.current != nil && r.current(it.value) && it.fingerprinted {
 			return nil
 		}
 		plain, err := r.s.decryptOnce(ctx, it.value, r.old, it.token)
@@ -323,7 +328,10 @@ func (r *rotation) examineEach(ctx context.Context, items []rekeyItem) error {
 			it.sealed = it.value // marks "would change"
 			return nil
 		}
-		it.sealed, err = r.s.encrypt(ctx, plain, r.new, it.token)
+		if it.sealed, err = r.s.encrypt(ctx, plain, r.new, it.token); err != nil {
+			return err
+		}
+		it.fingerprint, err = r.s.fingerprintOf(ctx, plain, r.new)
 		return err
 	}
 	if !r.parallel {
@@ -378,6 +386,9 @@ func (r *rotation) write(ctx context.Context, items []rekeyItem) (lost []string,
 						doneItems = append(doneItems, c)
 					}
 				}
+			}
+			if err := r.s.writeFingerprints(tx, rotatedFingerprints(doneItems)); err != nil {
+				return err
 			}
 			if r.onCommit != nil && len(done) > 0 {
 				if err := r.onCommit(tx, done); err != nil {

@@ -43,6 +43,7 @@ type Store struct {
 	keys                    *keyDeriver
 	parallelThreshold       int
 	passwordIdentityEnabled bool
+	fingerprintEnabled      bool
 	policy                  passwordPolicy
 
 	// tel and audit report what the store does (telemetry.go, audit.go).

@@ -148,6 +148,7 @@ func NewStore(opts NewStoreOptions) (*Store, error) {
 		passwordIdentityEnabled: opts.PasswordIdentityEnabled,
 		tel:                     tel,
 		audit:                   auditConfig{hook: opts.Audit, failClosed: opts.AuditFailClosed},
+		fingerprintEnabled:      opts.FingerprintEnabled,
 		wrapper:                 opts.KeyWrapper,
 		rootRetired:             opts.RootKeyRetired,
 		policy: passwordPolicy{

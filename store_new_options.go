@@ -166,6 +166,16 @@ type NewStoreOptions struct {
 	// records of that password. It reveals which records share a password.
 	PasswordIdentityEnabled bool
 
+	// FingerprintEnabled stores, with every value written, an HMAC of the
+	// value under a key derived from the password's key, so that
+	// Store.TokensFindByValue and TokenCreateOptions.Deduplicate find equal
+	// values through an index. The database cannot test guesses of a value
+	// with it, nor link values under different passwords; it does reveal
+	// which tokens of one password hold equal values (docs/encryption.md).
+	// Values written before it was on get theirs from
+	// TokensChangePassword(ctx, pw, pw).
+	FingerprintEnabled bool
+
 	// PasswordAllowEmpty accepts "" as a password for writes.
 	PasswordAllowEmpty bool
 

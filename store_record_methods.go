@@ -481,9 +481,10 @@ func (s *Store) RecordDeleteByToken(ctx context.Context, token string) (err erro
 }
 
 func (s *Store) deleteWhere(ctx context.Context, column, key string) error {
+	// The record's meta rows (identity link, metadata, fingerprint) go
+	// with it.
 	var ids []string
 	switch {
-	case !s.passwordIdentityEnabled:
 	case column == COLUMN_ID:
 		ids = []string{key}
 	default:
@@ -498,8 +499,13 @@ func (s *Store) deleteWhere(ctx context.Context, column, key string) error {
 	if res.RowsAffected == 0 {
 		return fmt.Errorf("%w: %s %q", ErrRecordNotFound, column, key)
 	}
-	// A link left behind would be harmless (rotation ignores it), so it is
-	// removed after the record rather than in one transaction with it.
+	// A meta row left behind would be harmless (rotation ignores a link,
+	// searches join the live record, TokensExpiredDelete sweeps them), so
+	// they are removed after the record rather than in one transaction
+	// with it.
+	if err := s.ensureMetaTable(ctx); err != nil {
+		return err
+	}
 	return s.unlinkRecords(s.db.WithContext(ctx), ids...)
 }
 

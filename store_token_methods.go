@@ -52,19 +52,23 @@ func (s *Store) TokenCreate(ctx context.Context, value, password string, tokenLe
 	if err != nil {
 		return "", err
 	}
+	extras, err := s.tokenExtrasFor(ctx, value, password, options, false)
+	if err != nil {
+		return "", err
+	}
 	for range tokenCreateAttempts {
 		token, err := newToken(tokenLength)
 		if err != nil {
 			return "", err
 		}
-		err = s.createToken(ctx, token, value, password, expires)
+		err = s.createTokenWith(ctx, token, value, password, expires, extras)
 		if errors.Is(err, ErrTokenAlreadyExists) {
 			continue
 		}
 		if err != nil {
 			return "", err
 		}
-		return token, nil
+		return extras.tokenOr(token), nil
 	}
 	return "", fmt.Errorf("vaultstore: failed to create a unique token in %d attempts: %w", tokenCreateAttempts, ErrTokenAlreadyExists)
 }
@@ -86,6 +90,10 @@ func (s *Store) TokenCreateCustom(ctx context.Context, token, value, password st
 	if err != nil {
 		return err
 	}
+	extras, err := s.tokenExtrasFor(ctx, value, password, options, true)
+	if err != nil {
+		return err
+	}
 	// Checking first spares the encryption when the token is taken, which
 	// costs a key derivation for a v2 value or a password not yet cached;
 	// the unique index still decides a race.
@@ -99,7 +107,7 @@ func (s *Store) TokenCreateCustom(ctx context.Context, token, value, password st
 	if err := s.at(hookCreateCustomInsert, 0); err != nil {
 		return err
 	}
-	return s.createToken(ctx, token, value, password, expires)
+	return s.createTokenWith(ctx, token, value, password, expires, extras)
 }
 
 // checkWrite validates what every token write takes and returns the expiry.
@@ -120,6 +128,12 @@ func (s *Store) checkWrite(value, password string, options []TokenCreateOptions)
 }
 
 func (s *Store) createToken(ctx context.Context, token, value, password, expires string) error {
+	return s.createTokenWith(ctx, token, value, password, expires, nil)
+}
+
+// createTokenWith is createToken storing extras (metadata, fingerprint) in
+// the same transaction as the row.
+func (s *Store) createTokenWith(ctx context.Context, token, value, password, expires string, extras *tokenExtras) error {
 	// The identity comes first: finding it upgrades a legacy identity of
 	// this password, whose stored hash is a working key, before anything
 	// is written under the vault salt.
@@ -147,6 +161,9 @@ func (s *Store) createToken(ctx context.Context, token, value, password, expires
 		Updated:     now,
 		Expires:     dbTimestamp(expires),
 		SoftDeleted: MAX_DATETIME,
+	}
+	if extras.needTx() {
+		return s.insertTokenWithExtras(ctx, &row, identity, extras)
 	}
 	if !s.passwordIdentityEnabled {
 		return s.insertRecord(ctx, &row)
@@ -250,6 +267,10 @@ func (s *Store) TokenUpdate(ctx context.Context, token, value, password string) 
 	if err != nil {
 		return err
 	}
+	fp, err := s.fingerprintOf(ctx, value, password)
+	if err != nil {
+		return err
+	}
 	// The row is updated by primary key: a single-row lock taken in the
 	// same order as every other writer's, where a search by token and
 	// expiry could lock index entries in another order and deadlock
@@ -259,7 +280,7 @@ func (s *Store) TokenUpdate(ctx context.Context, token, value, password string) 
 		if err := s.at(hookUpdateWrite, attempt); err != nil {
 			return err
 		}
-		updated, err := s.updateLiveValue(ctx, row.ID, stored, identity)
+		updated, err := s.updateLiveValue(ctx, row.ID, stored, identity, fp)
 		if err != nil {
 			return err
 		}
@@ -282,9 +303,9 @@ func (s *Store) TokenUpdate(ctx context.Context, token, value, password string) 
 }
 
 // updateLiveValue writes a new value to the row id if it is neither
-// soft-deleted nor expired, and links it to identity when that is set, in
-// one transaction.
-func (s *Store) updateLiveValue(ctx context.Context, id, stored, identity string) (bool, error) {
+// soft-deleted nor expired, and links it to identity and stores its
+// fingerprint fp when those are set, in one transaction.
+func (s *Store) updateLiveValue(ctx context.Context, id, stored, identity, fp string) (bool, error) {
 	updated := false
 	write := func(db *gorm.DB) error {
 		now := nowString()
@@ -298,12 +319,17 @@ func (s *Store) updateLiveValue(ctx context.Context, id, stored, identity string
 		}
 		updated = res.RowsAffected > 0
 		if updated && identity != "" {
-			return s.linkRecords(db, identity, id)
+			if err := s.linkRecords(db, identity, id); err != nil {
+				return err
+			}
+		}
+		if updated && fp != "" {
+			return s.writeFingerprints(db, map[string]string{id: fp})
 		}
 		return nil
 	}
 	var err error
-	if identity == "" {
+	if identity == "" && fp == "" {
 		err = write(s.db.WithContext(ctx))
 	} else {
 		err = s.db.WithContext(ctx).Transaction(write)
@@ -427,9 +453,10 @@ func (s *Store) TokensExpiredSoftDelete(ctx context.Context) (n int64, err error
 }
 
 // TokensExpiredDelete permanently deletes every expired token, soft-deleted
-// or not, in one statement, and returns how many. With password identities
-// on, it then removes the links of records that no longer exist; should that
-// fail, the count of deleted tokens is returned with the error.
+// or not, in one statement, and returns how many. It then removes the meta
+// rows (password identity links, metadata, fingerprints) of records that no
+// longer exist; should that fail, the count of deleted tokens is returned
+// with the error.
 func (s *Store) TokensExpiredDelete(ctx context.Context) (n int64, err error) {
 	ctx, op := s.observe(ctx, opTokensExpiredDelete)
 	defer endCount(op, &n, &err)
