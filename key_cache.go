@@ -159,12 +159,15 @@ func (d *keyDeriver) derive(ctx context.Context, password string, salt []byte, p
 // root returns. A warm read costs what a KDF-1 read does; a cold one, one
 // Argon2id and whatever root costs (one KMS call per process).
 func (d *keyDeriver) deriveRooted(ctx context.Context, password string, salt []byte, p argon2Params, root func() ([]byte, error)) (key []byte, fresh bool, err error) {
-	if key, ok := d.cache.get(d.cacheKey(password, salt, p), bytes.Clone); ok {
-		return key, false, nil
-	}
+	// The root comes first, even for a cached key (one atomic load when
+	// warm): once the root is destroyed, a key derived from it must not
+	// open anything, whatever the cache still holds.
 	r, err := root()
 	if err != nil {
 		return nil, false, err
+	}
+	if key, ok := d.cache.get(d.cacheKey(password, salt, p), bytes.Clone); ok {
+		return key, false, nil
 	}
 	base := p
 	base.Root = false

@@ -303,5 +303,8 @@ func (s *Store) DestroyRoot(ctx context.Context, confirm string) (err error) {
 	s.shared.root.Store(nil)
 	s.shared.vaultSalt.Store(nil)
 	s.keys.cache.purge()
+	// Identities made under the destroyed root can no longer be checked;
+	// new records must get identities under the next one.
+	s.shared.identityIDs.purge()
 	return nil
 }

@@ -416,3 +416,51 @@ func TestKeyWrapperWithIdentities(t *testing.T) {
 		t.Fatalf("rotation = %d, %v, want 1", n, err)
 	}
 }
+
+// TestKeyWrapperAdoptionBindsIdentities: after a wrapper is adopted, the
+// same-password rotation binds the password's identity to the root too,
+// in place, so that no identity remains an offline test of the password
+// without the KMS; the values' links stay valid.
+func TestKeyWrapperAdoptionBindsIdentities(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := openMemorySQLite(t)
+	plain := newStore(t, db, identities)
+	mustCustom(t, plain, "tk_adopt_ident01", "v", testPassword)
+	wrapped := reopen(t, plain, vaultstore.NewStoreOptions{DB: db, CryptoConfig: testCrypto(), KeyWrapper: newKeeper(t), PasswordIdentityEnabled: true})
+	if n, err := wrapped.TokensChangePassword(ctx, testPassword, testPassword); err != nil || n != 1 {
+		t.Fatalf("adoption rotation = %d, %v", n, err)
+	}
+	all := countRows(t, db, "SELECT COUNT(*) FROM "+plain.GetMetaTableName()+" WHERE object_type = 'password_identity'")
+	bound := countRows(t, db, "SELECT COUNT(*) FROM "+plain.GetMetaTableName()+" WHERE object_type = 'password_identity' AND meta_value LIKE '%,k=2$%'")
+	if all != 1 || bound != 1 {
+		t.Fatalf("%d identities, %d bound to the root; want the one, bound", all, bound)
+	}
+	if n, err := wrapped.TokensChangePassword(ctx, testPassword, "the next password, long enough"); err != nil || n != 1 {
+		t.Fatalf("rotation through the rebound identity = %d, %v", n, err)
+	}
+	st, err := wrapped.Stats(ctx)
+	if err != nil || st.V3 != 1 || st.Unknown != 0 || len(st.V3Params) != 1 || !st.V3Params[0].RootBound {
+		t.Fatalf("Stats of a root-bound vault = %+v, %v", st, err)
+	}
+}
+
+// TestDestroyRootWithIdentities: after DestroyRoot, new records get an
+// identity under the new root, and a rotation finds them.
+func TestDestroyRootWithIdentities(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := openMemorySQLite(t)
+	s := newStore(t, db, withWrapper(newKeeper(t)), identities)
+	mustCustom(t, s, "tk_destroyid_old1", "gone", testPassword)
+	if err := s.DestroyRoot(ctx, vaultstore.DestroyRootConfirmation); err != nil {
+		t.Fatal(err)
+	}
+	mustCustom(t, s, "tk_destroyid_new1", "kept", testPassword)
+	if n, err := s.TokensChangePassword(ctx, testPassword, "the next password, long enough"); err != nil || n != 1 {
+		t.Fatalf("rotation after DestroyRoot = %d, %v, want the new record", n, err)
+	}
+	if v, err := s.TokenRead(ctx, "tk_destroyid_new1", "the next password, long enough"); err != nil || v != "kept" {
+		t.Fatalf("new record after the rotation = %q, %v", v, err)
+	}
+}

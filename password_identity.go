@@ -247,16 +247,26 @@ func (s *Store) identitiesOf(ctx context.Context, password string, dryRun bool) 
 			clear(k)
 			return nil, err
 		}
-		matched := false
+		var matched []identityRow
 		for _, r := range g.rows {
 			if subtle.ConstantTimeCompare(verifier, r.identity.hash) == 1 {
-				ids, matched = append(ids, r.objectID), true
+				ids, matched = append(ids, r.objectID), append(matched, r)
 			}
 		}
-		if matched && fresh {
+		if len(matched) > 0 && fresh {
 			s.keys.remember(password, g.salt, g.params, k)
 		}
 		clear(k)
+		// An identity made before the vault had a KMS root is an offline
+		// test of the password without the KMS: bind it to the root now,
+		// in place, as a legacy one is upgraded.
+		if !dryRun && !g.params.Root && s.bindsRoot() {
+			for _, r := range matched {
+				if err := s.upgradeIdentity(ctx, r, password); err != nil {
+					return nil, err
+				}
+			}
+		}
 	}
 	for _, r := range legacy {
 		h, err := s.keys.run(ctx, password, r.identity.salt, r.identity.params)

@@ -299,7 +299,9 @@ func (s *Store) insertDeduplicated(ctx context.Context, row *gormVaultRecord, id
 				return fmt.Errorf("vaultstore: failed to remove a stale fingerprint lock: %w", err)
 			}
 			continue
-		case isRetryableTxError(err) && attempt < dedupAttempts:
+		case isRetryableTxError(err) && attempt < dedupAttempts && !s.bound:
+			// (A bound store runs inside a transaction it does not own: an
+			// aborted one is the caller's, or auditedWrite's, to run again.)
 			extras.found = ""
 			// Waiters that deadlocked would all restart at once; a
 			// random, growing pause lets them through one by one.

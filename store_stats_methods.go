@@ -51,7 +51,9 @@ type V3ParamsCount struct {
 	Iterations  uint32
 	MemoryKiB   uint32
 	Parallelism uint8
-	Count       int64
+	// RootBound values need the vault's KMS root key too (KDF 2).
+	RootBound bool
+	Count     int64
 }
 
 // SchemaStatus says what AutoMigrate would change in the store's tables.
@@ -179,7 +181,7 @@ func (s *Store) countFormats(ctx context.Context, st *VaultStats) error {
 		after = rows[len(rows)-1].ID
 	}
 	for p, n := range params {
-		st.V3Params = append(st.V3Params, V3ParamsCount{Iterations: p.Iterations, MemoryKiB: p.MemoryKiB, Parallelism: p.Parallelism, Count: n})
+		st.V3Params = append(st.V3Params, V3ParamsCount{Iterations: p.Iterations, MemoryKiB: p.MemoryKiB, Parallelism: p.Parallelism, RootBound: p.Root, Count: n})
 	}
 	slices.SortFunc(st.V3Params, func(a, b V3ParamsCount) int {
 		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Iterations, b.Iterations),
@@ -196,7 +198,7 @@ func v3HeaderParams(prefix string) (argon2Params, bool) {
 		return argon2Params{}, false
 	}
 	raw, err := b64.DecodeString(body[:16])
-	if err != nil || raw[0] != v3Version || raw[1] != v3KDFArgon2id {
+	if err != nil || raw[0] != v3Version || (raw[1] != v3KDFArgon2id && raw[1] != v3KDFRooted) {
 		return argon2Params{}, false
 	}
 	p := argon2Params{
@@ -204,6 +206,7 @@ func v3HeaderParams(prefix string) (argon2Params, bool) {
 		MemoryKiB:   binary.BigEndian.Uint32(raw[6:]),
 		Parallelism: raw[10],
 		KeyLength:   uint32(raw[11]),
+		Root:        raw[1] == v3KDFRooted,
 	}
 	if checkArgon2Bounds(p) != nil || p.KeyLength != v3KeyLen {
 		return argon2Params{}, false
