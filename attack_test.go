@@ -26,23 +26,8 @@ import (
 	"github.com/vaultstore/vaultstore"
 )
 
-// rebind turns ? placeholders into PostgreSQL's $n on s's database.
-func rebind(s *vaultstore.Store, q string) string {
-	if s.GetDbDriverName() != "postgres" {
-		return q
-	}
-	var b strings.Builder
-	n := 0
-	for _, r := range q {
-		if r == '?' {
-			n++
-			fmt.Fprintf(&b, "$%d", n)
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
+// rebind writes q's ? placeholders in the dialect of s's database.
+func rebind(s *vaultstore.Store, q string) string { return placeholders(s.GetDbDriverName(), q) }
 
 // plant writes a live, never-expiring row holding stored under token.
 func plant(t testing.TB, s *vaultstore.Store, db *sql.DB, token, stored string) {

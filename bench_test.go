@@ -543,20 +543,7 @@ func forEachHotDatabase(b *testing.B, fn func(b *testing.B, h hotBench)) {
 // and closes it when the benchmark ends.
 func (h hotBench) prepare(b *testing.B, query string) *sql.Stmt {
 	b.Helper()
-	if h.dialect == "postgres" {
-		var sb strings.Builder
-		n := 0
-		for _, c := range query {
-			if c == '?' {
-				n++
-				fmt.Fprintf(&sb, "$%d", n)
-				continue
-			}
-			sb.WriteRune(c)
-		}
-		query = sb.String()
-	}
-	st, err := h.db.Prepare(query)
+	st, err := h.db.Prepare(placeholders(h.dialect, query))
 	if err != nil {
 		b.Fatal(err)
 	}

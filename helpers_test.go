@@ -240,3 +240,22 @@ func seedEncrypted(t testing.TB, s *vaultstore.Store, n int, password string) {
 func changedOf(p vaultstore.ChangePasswordProgress, err error) (int, error) {
 	return p.Changed, err
 }
+
+// placeholders turns the ? placeholders of q into PostgreSQL's $1, $2, …
+// when dialect is "postgres", for tests that write SQL of their own.
+func placeholders(dialect, q string) string {
+	if dialect != "postgres" {
+		return q
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range q {
+		if r == '?' {
+			n++
+			fmt.Fprintf(&b, "$%d", n)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
