@@ -283,7 +283,18 @@ func (s *Store) RecordCreate(ctx context.Context, record RecordInterface) (err e
 // insertRecord inserts row and maps a duplicate token to
 // ErrTokenAlreadyExists.
 func (s *Store) insertRecord(ctx context.Context, row *gormVaultRecord) error {
-	return s.classifyInsertError(ctx, row, s.insertRow(ctx, row))
+	if !s.bound {
+		return s.classifyInsertError(ctx, row, s.insertRow(ctx, row))
+	}
+	// In the caller's transaction a failed INSERT would abort the whole
+	// transaction on PostgreSQL, the classifying read with it: a savepoint
+	// keeps the failure to the insert.
+	var insertErr error
+	_ = s.db.WithContext(ctx).Transaction(func(*gorm.DB) error {
+		insertErr = s.insertRow(ctx, row)
+		return insertErr
+	})
+	return s.classifyInsertError(ctx, row, insertErr)
 }
 
 // classifyInsertError explains a failed insert of row. It reads the table,

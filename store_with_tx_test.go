@@ -103,6 +103,12 @@ func TestWithTxFailures(t *testing.T) {
 		if err := bound.TokenCreateCustom(ctx, "tk_taken_outside", "y", testPassword); !errors.Is(err, vaultstore.ErrTokenAlreadyExists) {
 			t.Fatalf("taken token in a transaction = %v", err)
 		}
+		// A duplicate that only the INSERT finds: on PostgreSQL a failed
+		// statement would abort the caller's transaction; the store keeps
+		// it to a savepoint and still names the sentinel.
+		if err := bound.RecordCreate(ctx, vaultstore.NewRecord().SetToken("tk_taken_outside").SetValue("raw")); !errors.Is(err, vaultstore.ErrTokenAlreadyExists) {
+			t.Fatalf("taken token by INSERT in a transaction = %v, want ErrTokenAlreadyExists", err)
+		}
 		mustCustom(t, bound, "tk_after_failure", "z", testPassword)
 		if err := tx.Commit(); err != nil {
 			t.Fatalf("the transaction was spoiled by a refused call: %v", err)
