@@ -153,7 +153,8 @@ type NewStoreOptions struct {
 	// alone, and TokensChangePassword(pw, pw) unbinds the rest. Without it,
 	// a store with no KeyWrapper refuses to write to a vault that has a
 	// root (ErrKeyUnavailable), so a missing setting cannot silently
-	// weaken new values.
+	// weaken new values. It looks for a root once per process: a root made
+	// later by another process is noticed after a restart.
 	RootKeyRetired bool
 
 	// ParallelThreshold is the record count above which bulk work, such as

@@ -190,7 +190,11 @@ func (s *Store) observe(ctx context.Context, name string, tokens ...string) (con
 	case 1:
 		op.token = tokens[0] // tokens itself does not escape
 	default:
-		op.tokens = slices.Clone(tokens)
+		// Only an audit event names them; a TokensRead of thousands of
+		// tokens should not copy its list for nothing.
+		if s.audit.hook != nil {
+			op.tokens = slices.Clone(tokens)
+		}
 	}
 	return ctx, op
 }
